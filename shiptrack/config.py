@@ -1,0 +1,54 @@
+"""Settings: one class, read from ``SHIPTRACK_*`` environment variables.
+
+A ``None`` URL means "use the embedded server" (``shiptrack up``); the services run alone
+(``shiptrack ingest``/``api``/``simulate``) require them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIPTRACK_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL/TimescaleDB URL; unset: embedded PostgreSQL"
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://[user:pass@]host[:port] (mqtts:// for TLS)"
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    admin_token: str | None = None
+
+    # Additive settings (documented in README): not in the SPEC's table.
+    data_dir: str | None = Field(
+        default=None, description="where embedded servers keep data; default per-user dir"
+    )
+    mqtt_topic_prefix: str = Field(
+        default="", description="prefix before every topic (multi-tenant brokers, tests)"
+    )
+    mqtt_client_id: str = Field(
+        default="shiptrack-ingest", description="ingest's persistent-session client id"
+    )
+    mqtt_shared_group: str = Field(
+        default="", description="MQTT 5 shared-subscription group for several ingest processes"
+    )
+    ingest_batch_size: int = Field(default=5000, ge=1, le=60000)
+    ingest_batch_ms: int = Field(default=50, ge=1, le=10_000)
+    ingest_receive_maximum: int = Field(default=20000, ge=1, le=65535)
+    max_speed_kmh: float = Field(default=300.0, gt=0)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
+    ws_queue_limit: int = Field(default=1000, ge=10)
+    ws_stall_seconds: float = Field(default=10.0, gt=0)
+    ws_ping_seconds: float = Field(default=20.0, gt=0)
+    log_level: str = "INFO"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit (CLI) overrides where not None."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**values)  # type: ignore[arg-type]
