@@ -1,0 +1,1 @@
+"""Database access: schema migrations and connection helpers (psycopg 3)."""
