@@ -1,0 +1,82 @@
+"""``shiptrack ingest``: the long-running service around the pipeline.
+
+It never crashes on the database or the broker going away: the current batch stays
+unacknowledged and is retried with backoff until the database is back; paho reconnects
+to the broker and resumes the persistent session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
+
+from ingest import metrics
+from ingest.mqtt_source import MqttSource
+from ingest.pipeline import Pipeline, is_transient
+from shiptrack.config import Settings
+from shiptrack.errors import ConfigError
+from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.topics import OWNTRACKS_FILTER, POSITION_FILTER
+
+log = logging.getLogger("shiptrack.ingest")
+
+
+def subscriptions(settings: Settings) -> list[str]:
+    prefix = settings.mqtt_topic_prefix
+    filters = [prefix + POSITION_FILTER, prefix + OWNTRACKS_FILTER]
+    if settings.mqtt_shared_group:
+        filters = [f"$share/{settings.mqtt_shared_group}/{f}" for f in filters]
+    return filters
+
+
+def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
+    """Run until ``stop`` is set; then finish or abandon (unacked) the current batch.
+    ``ready`` is set once the broker has accepted the subscriptions."""
+    if not settings.database_url or not settings.mqtt_url:
+        raise ConfigError("shiptrack ingest needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
+    source = MqttSource(
+        parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id, subscriptions(settings),
+        settings.ingest_receive_maximum,
+    )
+    pipeline = Pipeline(settings, source, settings.database_url)
+    server = None
+    if settings.metrics_port:
+        server = metrics.serve_metrics(settings.http_host, settings.metrics_port,
+                                       lambda: not stop.is_set())
+    source.start()
+    log.info("ingest running: %s", ", ".join(source.filters))
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_exponential_jitter(multiplier=0.2, max=10),
+        stop=stop_when_event_set(stop),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+        reraise=True,
+    )
+    try:
+        while not stop.is_set():
+            batch = source.next_batch(settings.ingest_batch_size, settings.ingest_batch_ms / 1000)
+            if ready is not None and source.subscribed.is_set():
+                ready.set()
+            metrics.INBOX.set(source.pending())
+            if not batch:
+                continue
+            try:
+                retrying(pipeline.process, batch)
+            except Exception as exc:
+                if stop.is_set() and is_transient(exc):
+                    break  # shutting down while the database is away: leave it unacked
+                raise
+    finally:
+        source.stop()
+        pipeline.close()
+        if server is not None:
+            server.shutdown()
+        log.info("ingest stopped")

@@ -1,0 +1,84 @@
+"""Test helpers that talk to the real servers: publish, wait, run services in threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+
+from shiptrack.config import Settings
+from shiptrack.mqtturl import parse_mqtt_url
+
+T = TypeVar("T")
+
+
+def publish(mqtt_url: str, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+    """Publish and wait until the broker has acknowledged every message."""
+    target = parse_mqtt_url(mqtt_url)
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.connect(target.host, target.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(t, p, qos=qos) for t, p in messages]
+        for info in infos:
+            info.wait_for_publish(timeout=30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def wait_for(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = probe()
+    assert value, f"condition not met within {timeout} s (last value {value!r})"
+    return value
+
+
+def query(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+@contextmanager
+def running_ingest(settings: Settings) -> Iterator[threading.Event]:
+    """Run the ingest service in a thread until the block ends."""
+    from ingest.service import run
+
+    stop, ready = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run(settings, stop, ready)
+        except BaseException as exc:  # surfaced to the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="ingest-test", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: ready.is_set() or errors, timeout=10)
+        assert not errors, errors
+        yield stop
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not errors, errors
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
