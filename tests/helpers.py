@@ -82,3 +82,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_api(settings: Settings) -> Iterator[str]:
+    """Serve the API with uvicorn in a thread; yields its base URL (http://...)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    port = free_port()
+    app = create_app(settings, settings.admin_token or "test-admin-token")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            ws_ping_interval=settings.ws_ping_seconds)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api-test", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, timeout=10)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: app.state.feed.connected, timeout=10)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(10)

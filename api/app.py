@@ -1,0 +1,103 @@
+"""The FastAPI application: REST, streams, health, metrics and the web pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import AsyncConnectionPool
+
+from api import errors, routes_devices, ws_fleet
+from api.hub import Hub
+from api.live_feed import LiveFeed
+from api.schemas import Health
+from shiptrack import __version__
+from shiptrack.config import Settings
+from shiptrack.errors import ConfigError
+from shiptrack.mqtturl import parse_mqtt_url
+
+log = logging.getLogger("shiptrack.api")
+STATIC = resources.files("dashboards") / "static"
+
+
+def create_app(settings: Settings, admin_token: str) -> FastAPI:
+    if not settings.database_url or not settings.mqtt_url:
+        raise ConfigError("the API needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
+    database_url, mqtt_url = settings.database_url, settings.mqtt_url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            database_url, min_size=1, max_size=10, open=False,
+            kwargs={"autocommit": True},
+        )
+        await pool.open(wait=False)
+        feed = LiveFeed(parse_mqtt_url(mqtt_url), app.state.hub, settings.mqtt_topic_prefix)
+        feed.start()
+        app.state.pool, app.state.feed = pool, feed
+        try:
+            yield
+        finally:
+            await feed.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="shiptrack", version=__version__, lifespan=lifespan,
+        description="Real-time shipment telemetry: devices, geofences, shipments, events "
+        "and live streams. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+    )
+    app.state.settings = settings
+    app.state.admin_token = admin_token
+    app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
+    errors.install(app)
+    app.include_router(routes_devices.router)
+    app.include_router(ws_fleet.router)
+    _health_routes(app)
+    _pages(app)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", response_model=Health, tags=["health"], summary="Process alive")
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"],
+             summary="Database and broker reachable", responses={503: {"model": Health}})
+    async def readyz(request: Request) -> Any:
+        checks = {"database": "ok", "broker": "ok"}
+        try:
+            async with request.app.state.pool.connection(timeout=2) as conn:
+                await conn.execute("SELECT 1")
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        if not request.app.state.feed.connected:
+            checks["broker"] = "unreachable"
+        ok = all(v == "ok" for v in checks.values())
+        body = Health(status="ok" if ok else "unavailable", checks=checks)
+        return body if ok else JSONResponse(body.model_dump(), status_code=503)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _pages(app: FastAPI) -> None:
+    static_dir = str(STATIC)
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(f"{static_dir}/index.html")
+
+    @app.get("/t/{tracking_token}", include_in_schema=False)
+    async def tracking_page(tracking_token: str) -> FileResponse:
+        return FileResponse(f"{static_dir}/track.html")

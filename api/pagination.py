@@ -1,0 +1,26 @@
+"""Opaque keyset cursors: base64url of a JSON list of the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import msgspec
+
+from api.errors import ApiError
+
+
+def encode_cursor(key: list[Any]) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
+        raise ApiError(400, "cursor is not one this API returned", "bad_cursor") from exc
+    if not isinstance(key, list) or len(key) != size:
+        raise ApiError(400, "cursor is not one this API returned", "bad_cursor")
+    return key
