@@ -4,6 +4,7 @@ so that any number of API processes can each serve stream clients."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -71,10 +72,8 @@ class LiveFeed:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
 
     async def _run(self) -> None:
         topics = [self.prefix + t for t in (LIVE_POSITIONS, LIVE_EVENTS, LIVE_ETA)]

@@ -43,7 +43,8 @@ async def list_devices(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> DeviceList:
     after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
-    async with request.app.state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    pool = request.app.state.pool
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             DEVICE_SELECT + " WHERE device_id > %s ORDER BY device_id LIMIT %s",
             (after, limit + 1),
@@ -58,7 +59,8 @@ async def list_devices(
 
 @router.get("/devices/{device_id}", response_model=Device, summary="One device")
 async def get_device(request: Request, _: Admin, device_id: DeviceId) -> Device:
-    async with request.app.state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    pool = request.app.state.pool
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(DEVICE_SELECT + " WHERE device_id = %s", (device_id,))
         row = await cur.fetchone()
     if row is None:

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from shiptrack.mqtturl import MqttTarget
 
@@ -77,7 +78,7 @@ class MqttSource:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = self.receive_maximum
         self.client.connect_async(
@@ -102,7 +103,7 @@ class MqttSource:
         with self._lock:
             self._generation += 1
         log.info("connected to %s (session present: %s)", self.target.url, flags.session_present)
-        client.subscribe([(f, mqtt.SubscribeOptions(qos=1)) for f in self.filters])
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in self.filters])
         self.connected.set()
 
     def _on_subscribe(
@@ -128,7 +129,7 @@ class MqttSource:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._inbox.append(
-            Inbound(self._generation, msg.mid, msg.qos, msg.topic, msg.payload, time.time())
+            Inbound(self._generation, msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time())
         )
         if not self._wakeup.is_set():
             self._wakeup.set()

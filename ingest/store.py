@@ -103,8 +103,9 @@ class PositionStore:
             self.conn.execute(
                 "SELECT shiptrack_ensure_positions_partitions(%s)", (sorted(months),)
             )
+        copy_sql = f"COPY positions_in ({POSITION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
         with self.conn.cursor() as cur:
-            with cur.copy(f"COPY positions_in ({POSITION_COLUMNS}) FROM STDIN (FORMAT BINARY)") as cp:
+            with cur.copy(copy_sql) as cp:
                 cp.set_types(POSITION_TYPES)
                 for f in fixes:
                     cp.write_row((

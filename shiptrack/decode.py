@@ -109,7 +109,9 @@ def validate_fix(device_id: str, obj: Any, now: datetime) -> Fix:
     lat = _number(obj, "lat", -90.0, 90.0, True)
     lon = _number(obj, "lon", -180.0, 180.0, True)
     assert lat is not None and lon is not None
-    optional = {k: _number(obj, k, *RANGES[k], False) for k in KNOWN_NUMERIC}
+    speed, heading, accuracy, alt, battery = (
+        _number(obj, k, *RANGES[k], False) for k in KNOWN_NUMERIC
+    )
     seq = obj.get("seq")
     if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
         raise Invalid("bad_type", "seq must be an integer")
@@ -117,8 +119,9 @@ def validate_fix(device_id: str, obj: Any, now: datetime) -> Fix:
     if sensors is not None and not isinstance(sensors, dict):
         raise Invalid("bad_type", "sensors must be an object")
     attrs = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS} or None
-    return Fix(device_id=device_id, ts=ts, lat=lat, lon=lon, seq=seq, sensors=sensors,
-               attrs=attrs, **optional)
+    return Fix(device_id=device_id, ts=ts, lat=lat, lon=lon, speed=speed, heading=heading,
+               accuracy=accuracy, alt=alt, battery=battery, seq=seq, sensors=sensors,
+               attrs=attrs)
 
 
 def load_json(payload: bytes, max_bytes: int) -> Any:

@@ -60,7 +60,7 @@ def test_health_auth_and_devices(settings: Settings) -> None:
             assert "shiptrack_ingest_fixes_stored_total" in http.get("/metrics").text
 
 
-async def _recv_type(ws: websockets.ClientConnection, kind: str, timeout: float = 10,
+async def _recv_type(ws: websockets.ClientConnection, kind: str, wait: float = 10,
                      device: str | None = None) -> dict:
     """The next message of ``kind`` (and ``device``); others are skipped."""
     async def loop() -> dict:
@@ -68,7 +68,7 @@ async def _recv_type(ws: websockets.ClientConnection, kind: str, timeout: float 
             msg = json.loads(await ws.recv())
             if msg["type"] == kind and (device is None or msg.get("device_id") == device):
                 return msg
-    return await asyncio.wait_for(loop(), timeout)
+    return await asyncio.wait_for(loop(), wait)
 
 
 def test_fleet_stream_snapshot_then_positions_and_filters(settings: Settings) -> None:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shiptrack.decode import decode_position, parse_ts, Invalid
+from shiptrack.decode import Invalid, decode_position, parse_ts
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 TOPIC = "shiptrack/v1/devices/truck-1/position"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.errors import ConfigError
+from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.topics import route_topic
 
 
