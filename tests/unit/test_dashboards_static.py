@@ -1,0 +1,152 @@
+"""The web pages in dashboards/static: assets exist, scripts use only SPEC endpoints.
+
+The API serves ``index.html`` at ``/``, ``track.html`` at ``/t/{tracking_token}`` and the
+folder at ``/static/``; the pages are plain HTML and ES modules, no build step.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[2] / "dashboards" / "static"
+PAGES = ("index.html", "track.html")
+SCRIPTS = sorted(p.name for p in STATIC.glob("*.js"))
+
+# SPEC paths (with {param} placeholders) and the query parameters each one takes.
+SPEC_ENDPOINTS: dict[str, set[str]] = {
+    "/api/v1/devices": {"cursor"},
+    "/api/v1/devices/{}": set(),
+    "/api/v1/devices/{}/track": {"from", "to", "max_points"},
+    "/api/v1/geofences": {"cursor"},
+    "/api/v1/geofences/{}": set(),
+    "/api/v1/shipments": {"status", "at_risk", "cursor"},
+    "/api/v1/shipments/{}": set(),
+    "/api/v1/events": {"since", "type", "device_id", "shipment_id", "limit", "cursor"},
+    "/api/v1/webhooks": {"cursor"},
+    "/api/v1/webhooks/{}": set(),
+    "/api/v1/track/{}": set(),
+    "/ws/fleet": {"token"},
+    "/ws/track/{}": set(),
+}
+
+
+class Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []  # (tag, attribute, value)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.refs.append((tag, name, value))
+
+
+def parse(page: str) -> Refs:
+    parser = Refs()
+    parser.feed((STATIC / page).read_text())
+    return parser
+
+
+def js(name: str) -> str:
+    return (STATIC / name).read_text()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_assets_exist(page: str) -> None:
+    refs = parse(page).refs
+    assets = [value for tag, _, value in refs if tag in ("script", "link")]
+    assert any(v.endswith("leaflet.js") for v in assets)
+    for value in assets:
+        assert value.startswith("/static/"), f"{page}: {value} (no CDN, served by the API)"
+        assert (STATIC / value.removeprefix("/static/")).is_file(), f"{page}: missing {value}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_is_accessible(page: str) -> None:
+    parser = parse(page)
+    text = (STATIC / page).read_text()
+    assert re.search(r'<html lang="\w+', text)
+    assert "<title>" in text and 'name="viewport"' in text
+    labelled = {attrs.get("for") for tag, attrs in parser.tags if tag == "label"}
+    for tag, attrs in parser.tags:
+        if tag in ("input", "select", "textarea") and attrs.get("type") != "checkbox":
+            assert attrs.get("id") in labelled or attrs.get("aria-label"), f"{page}: {attrs}"
+
+
+def test_module_imports_exist() -> None:
+    for name in SCRIPTS:
+        for target in re.findall(r"""from\s+['"](\./[^'"]+)['"]""", js(name)):
+            assert (STATIC / target).is_file(), f"{name} imports missing {target}"
+
+
+def test_leaflet_is_vendored() -> None:
+    vendor = STATIC / "vendor" / "leaflet"
+    assert "Leaflet 1.9.4" in (vendor / "leaflet.js").read_text()[:300]
+    assert (vendor / "LICENSE").is_file()
+    css = (vendor / "leaflet.css").read_text()
+    for image in re.findall(r"url\((images/[^)]+)\)", css):
+        assert (vendor / image).is_file(), image
+
+
+def endpoints(source: str) -> list[str]:
+    """Every API or WebSocket path in string and template literals, ${...} as {}."""
+    found = []
+    for literal in re.findall(r"`[^`]*`|'[^'\n]*'|\"[^\"\n]*\"", source):
+        body = re.sub(r"\$\{[^}]*\}", "{}", literal[1:-1])
+        if body.startswith(("/api/", "/ws/")):
+            found.append(body)
+    return found
+
+
+def test_scripts_use_only_spec_endpoints() -> None:
+    seen = set()
+    for name in SCRIPTS:
+        for url in endpoints(js(name)):
+            path, _, query = url.partition("?")
+            assert path in SPEC_ENDPOINTS, f"{name}: {path} is not a SPEC endpoint"
+            params = {part.split("=")[0] for part in query.split("&") if part}
+            params.discard("{}")  # a query string built elsewhere (URLSearchParams)
+            assert params <= SPEC_ENDPOINTS[path], f"{name}: {url}"
+            seen.add(path)
+    assert {
+        "/api/v1/devices",
+        "/api/v1/devices/{}/track",
+        "/api/v1/shipments",
+        "/api/v1/events",
+        "/api/v1/geofences",
+        "/api/v1/track/{}",
+        "/ws/fleet",
+        "/ws/track/{}",
+    } <= seen
+
+
+def test_scripts_insert_text_not_html() -> None:
+    for name in SCRIPTS:
+        source = js(name)
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in source, f"{name} uses {sink}"
+        # Leaflet parses string content as HTML: tooltips and popups get DOM nodes.
+        assert not re.search(r"bind(Tooltip|Popup)\(\s*[`'\"]", source), name
+
+
+def test_map_tiles_are_attributed() -> None:
+    common = js("common.js")
+    assert "tile.openstreetmap.org" in common
+    assert "openstreetmap.org/copyright" in common
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no node to parse the modules")
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_parse(name: str, tmp_path: Path) -> None:
+    module = tmp_path / f"{Path(name).stem}.mjs"
+    module.write_text(js(name))
+    result = subprocess.run(["node", "--check", str(module)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
