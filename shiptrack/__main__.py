@@ -1,0 +1,3 @@
+from shiptrack.cli import main
+
+main()

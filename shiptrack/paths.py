@@ -1,0 +1,37 @@
+"""Where shiptrack keeps local state: the embedded servers' data and the generated
+admin token (``SHIPTRACK_DATA_DIR``, default the per-user data directory)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import platformdirs
+
+from shiptrack.config import Settings
+
+
+def data_dir(settings: Settings) -> Path:
+    path = Path(settings.data_dir) if settings.data_dir else Path(
+        platformdirs.user_data_dir("shiptrack")
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def admin_token(settings: Settings) -> tuple[str, bool]:
+    """The admin token: ``SHIPTRACK_ADMIN_TOKEN``, else one generated at first start and
+    kept (mode 0600) in the data directory. Returns it and whether it was just made."""
+    if settings.admin_token:
+        return settings.admin_token, False
+    path = data_dir(settings) / "admin-token"
+    if path.exists():
+        token = path.read_text().strip()
+        if token:
+            return token, False
+    token = "st_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token, True

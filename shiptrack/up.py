@@ -1,0 +1,92 @@
+"""``shiptrack up``: the whole system in one process tree.
+
+Embedded PostgreSQL and broker (only where no URL is configured) run as child processes;
+ingest and the simulator run as threads beside the API, so the API's ``/metrics``
+covers ingest too. Ctrl-C stops the API, then the threads, then the servers.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+
+import uvicorn
+from rich.console import Console
+
+from shiptrack.config import Settings
+from shiptrack.db.migrate import migrate, storage_mode
+from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres
+from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.paths import admin_token, data_dir
+
+
+def _start_servers(settings: Settings, stack: ExitStack, console: Console) -> Settings:
+    base = data_dir(settings)
+    updates: dict[str, object] = {}
+    if not settings.database_url:
+        pg = stack.enter_context(EmbeddedPostgres(base / "postgres"))
+        updates["database_url"] = pg.start()
+        console.print(f"embedded PostgreSQL: data in {base / 'postgres'}")
+    if not settings.mqtt_url:
+        broker = stack.enter_context(EmbeddedBroker(base / "broker"))
+        updates["mqtt_url"] = broker.start()
+        console.print(f"embedded MQTT broker ({broker.kind}): {updates['mqtt_url']}")
+    return settings.model_copy(update=updates)
+
+
+def _thread(stack: ExitStack, name: str, target: Callable[..., None], *args: object) -> None:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+
+
+def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console) -> None:
+    from api.app import create_app
+    from ingest.service import run as run_ingest
+
+    settings = _start_servers(settings, stack, console)
+    assert settings.database_url and settings.mqtt_url
+    applied = migrate(settings.database_url)
+    console.print(f"database ready ({storage_mode(settings.database_url)}), "
+                  f"{len(applied)} migration(s) applied")
+    token, _ = admin_token(settings)
+    stop = threading.Event()
+    _thread(stack, "ingest", run_ingest, settings.model_copy(update={"metrics_port": 0}), stop)
+    if simulate > 0:
+        _thread(stack, "simulator", _simulate, settings, simulate, stop)
+    stack.callback(stop.set)  # registered last, so it runs first: then the threads join
+    app = create_app(settings, token)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    console.print(
+        f"\n[bold green]shiptrack is up[/bold green]\n"
+        f"  dispatcher dashboard: {base}/#token={token}\n"
+        f"  API:                  {base}/api/v1/devices  (Authorization: Bearer {token})\n"
+        f"  OpenAPI:              {base}/docs\n"
+        f"  fleet stream:         ws://{settings.http_host}:{settings.http_port}/ws/fleet"
+        f"?token={token}\n"
+        f"  MQTT:                 {settings.mqtt_url}  (topic shiptrack/v1/devices/<id>/position)\n"
+        f"  admin token:          {token}\n"
+        f"  Ctrl-C stops everything.\n",
+        soft_wrap=True, highlight=False,
+    )
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                            log_level="warning", ws_ping_interval=settings.ws_ping_seconds)
+    # uvicorn handles SIGINT/SIGTERM while serving, then re-raises the signal with the
+    # previous handler: make SIGTERM unwind the stack (stopping the servers) like Ctrl-C
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    uvicorn.Server(config).run()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _simulate(settings: Settings, devices: int, stop: threading.Event) -> None:
+    from simulator.fleet import Fleet
+    from simulator.publisher import run
+
+    assert settings.mqtt_url
+    run(parse_mqtt_url(settings.mqtt_url), Fleet(devices, seed=1), 1.0,
+        topic_prefix=settings.mqtt_topic_prefix, stop_event=stop)
