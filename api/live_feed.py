@@ -50,9 +50,13 @@ def dispatch(hub: Hub, topic: str, payload: bytes, prefix: str = "") -> int:
             if isinstance(device_id, str) and isinstance(lat, float | int) \
                     and isinstance(lon, float | int):
                 hub.publish_position(device_id, float(lat), float(lon), position_text(item))
-        else:
-            kind = "event" if name == LIVE_EVENTS else "eta"
-            text = _encoder.encode({"type": kind, **item}).decode()
+        elif name == LIVE_EVENTS:
+            # the event keeps its own "type" (geofence.enter, ...) inside "event"
+            text = _encoder.encode({"type": "event", "event": item}).decode()
+            device = item.get("device_id")
+            hub.publish_other(text, device if isinstance(device, str) else None)
+        elif name == LIVE_ETA:
+            text = _encoder.encode({**item, "type": "eta"}).decode()
             device = item.get("device_id")
             hub.publish_other(text, device if isinstance(device, str) else None)
     return len(items)
