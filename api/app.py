@@ -14,9 +14,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, routes_devices, ws_fleet
+from api import errors, routes_devices, routes_owntracks, ws_fleet
 from api.hub import Hub
 from api.live_feed import LiveFeed
+from api.mqtt_publisher import MqttPublisher
 from api.schemas import Health
 from shiptrack import __version__
 from shiptrack.config import Settings
@@ -41,10 +42,13 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         await pool.open(wait=False)
         feed = LiveFeed(parse_mqtt_url(mqtt_url), app.state.hub, settings.mqtt_topic_prefix)
         feed.start()
-        app.state.pool, app.state.feed = pool, feed
+        publisher = MqttPublisher(parse_mqtt_url(mqtt_url))
+        publisher.start()
+        app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
         try:
             yield
         finally:
+            await publisher.stop()
             await feed.stop()
             await pool.close()
 
@@ -58,6 +62,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
     errors.install(app)
     app.include_router(routes_devices.router)
+    app.include_router(routes_owntracks.router)
     app.include_router(ws_fleet.router)
     _health_routes(app)
     _pages(app)
