@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +15,13 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, routes_devices, routes_owntracks, ws_fleet
+from api import errors, routes_devices, routes_owntracks, routes_tokens, security, ws_fleet
+from api.auth import digest
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
 from api.schemas import Health
+from api.shutdown import close_streams_on_signal
 from shiptrack import __version__
 from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
@@ -45,9 +48,17 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         publisher = MqttPublisher(parse_mqtt_url(mqtt_url))
         publisher.start()
         app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
+        hub: Hub = app.state.hub
+        tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog")]
+        restore_signals = close_streams_on_signal(hub)
         try:
             yield
         finally:
+            restore_signals()
+            await hub.close_all(wait=1.0)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await publisher.stop()
             await feed.stop()
             await pool.close()
@@ -59,9 +70,12 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     )
     app.state.settings = settings
     app.state.admin_token = admin_token
+    app.state.admin_digest = digest(admin_token)
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
     errors.install(app)
+    security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)
+    app.include_router(routes_tokens.router)
     app.include_router(routes_owntracks.router)
     app.include_router(ws_fleet.router)
     _health_routes(app)

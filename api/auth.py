@@ -1,20 +1,77 @@
-"""Bearer-token auth for the dispatcher/integrator API and the fleet stream."""
+"""Bearer-token auth for the dispatcher/integrator API and the fleet stream.
+
+Two kinds of bearer token:
+
+- the admin token from the environment (``SHIPTRACK_ADMIN_TOKEN``): every scope;
+- API tokens made through ``POST /api/v1/tokens``: ``st_`` + 43 url-safe characters
+  (256 random bits), kept only as their SHA-256, with scopes ``read`` < ``write`` <
+  ``admin`` (each implies the ones before it).
+
+Digests are compared with ``hmac.compare_digest``. Missing or unknown token: 401; a
+valid token without the scope a route needs: 403.
+
+Dependencies for routes: ``Reader`` (scope read), ``Writer`` (write), ``AdminOnly``
+(admin), and ``Admin``, kept for the routes written against it: read for safe methods
+(GET, HEAD), write for the others.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from typing import Annotated
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request, WebSocket
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
 
+SCOPES = ("read", "write", "admin")
+TOKEN_PREFIX = "st_"
+LAST_USED_EVERY = timedelta(minutes=1)  # how often last_used_at is written at most
+
+_bearer = HTTPBearer(auto_error=False, description="admin token or an API token")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the admin (env token) or one API token, and its scopes."""
+
+    kind: str  # "admin" | "token"
+    scopes: frozenset[str]
+    token_id: str | None = None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+ADMIN = Principal("admin", frozenset(SCOPES))
+
+
+def expand_scopes(scopes: list[str]) -> list[str]:
+    """``admin`` implies ``write`` implies ``read``: the stored, expanded set."""
+    top = max((SCOPES.index(s) for s in scopes), default=0)
+    return list(SCOPES[: top + 1])
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
 
 def token_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison; a missing token never matches."""
+    """Constant-time comparison of digests (length-independent); missing never matches."""
     if not given:
         return False
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return hmac.compare_digest(digest(given), digest(expected))
 
 
 def bearer_from_header(value: str | None) -> str | None:
@@ -24,12 +81,56 @@ def bearer_from_header(value: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def require_admin(request: Request) -> None:
-    token = bearer_from_header(request.headers.get("authorization"))
-    if token is None:
-        raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
-    if not token_matches(token, request.app.state.admin_token):
-        raise ApiError(401, "invalid token")
+TOKEN_SQL = """
+SELECT id, token_hash, scopes, expires_at, last_used_at FROM api_tokens
+WHERE token_hash = %s AND revoked_at IS NULL
+"""
+
+
+async def authenticate(app: Any, token: str | None) -> Principal | None:
+    """The principal of a bearer token, or None when it is missing or not valid."""
+    if not token:
+        return None
+    given = digest(token)
+    if hmac.compare_digest(given, app.state.admin_digest):
+        return ADMIN
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    try:
+        async with app.state.pool.connection() as conn:
+            row = await (await conn.execute(TOKEN_SQL, (given,))).fetchone()
+            if row is None or not hmac.compare_digest(bytes(row[1]), given):
+                return None
+            now = datetime.now(UTC)
+            if row[3] is not None and row[3] <= now:
+                return None
+            if row[4] is None or now - row[4] > LAST_USED_EVERY:
+                await conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s",
+                                   (row[0],))
+    except psycopg.Error as exc:
+        raise ApiError(503, "token store unavailable, try again") from exc
+    return Principal("token", frozenset(row[2]), row[0])
+
+
+def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: a valid bearer token with ``scope`` (None: by the method)."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        token = bearer_from_header(request.headers.get("authorization"))
+        if token is None:
+            raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
+        principal = await authenticate(request.app, token)
+        if principal is None:
+            raise ApiError(401, "invalid token")
+        needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
+        if not principal.allows(needed):
+            raise ApiError(403, f"this token lacks the {needed!r} scope")
+        return principal
+
+    return dependency
 
 
 def websocket_token(ws: WebSocket) -> str | None:
@@ -37,4 +138,7 @@ def websocket_token(ws: WebSocket) -> str | None:
     return bearer_from_header(ws.headers.get("authorization")) or ws.query_params.get("token")
 
 
-Admin = Annotated[None, Depends(require_admin)]
+Reader = Annotated[Principal, Depends(require("read"))]
+Writer = Annotated[Principal, Depends(require("write"))]
+AdminOnly = Annotated[Principal, Depends(require("admin"))]
+Admin = Annotated[Principal, Depends(require(None))]

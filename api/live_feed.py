@@ -53,13 +53,20 @@ def dispatch(hub: Hub, topic: str, payload: bytes, prefix: str = "") -> int:
         elif name == LIVE_EVENTS:
             # the event keeps its own "type" (geofence.enter, ...) inside "event"
             text = _encoder.encode({"type": "event", "event": item}).decode()
-            device = item.get("device_id")
-            hub.publish_other(text, device if isinstance(device, str) else None)
+            hub.publish_other(text, _str(item.get("device_id")), _str(item.get("shipment_id")))
         elif name == LIVE_ETA:
             text = _encoder.encode({**item, "type": "eta"}).decode()
-            device = item.get("device_id")
-            hub.publish_other(text, device if isinstance(device, str) else None)
+            hub.publish_other(text, _str(item.get("device_id")), _str(item.get("shipment_id")))
     return len(items)
+
+
+def _str(value: Any) -> str | None:
+    """Ids as strings (a shipment id may be a number or a uuid), None when absent."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 class LiveFeed:

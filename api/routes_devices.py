@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from psycopg.rows import dict_row
 
-from api.auth import Admin
-from api.errors import ApiError
+from api.auth import Reader
+from api.errors import ApiError, error_responses
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import Device, DeviceList, Position
+from api.schemas import Device, DeviceList, DeviceTrack, Position, TrackPoint
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -19,7 +21,29 @@ SELECT device_id, first_seen_at, last_received_at, last_ts, lat, lon, speed, hea
        accuracy, alt, battery, sensors, attrs
 FROM devices
 """
-DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["truck-17"])]
+RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+TRACK_WHERE = "device_id = %(d)s AND ts >= %(f)s AND ts <= %(t)s AND NOT outlier"
+TRACK_RAW = f"""
+SELECT ts, lat, lon, speed, heading FROM positions WHERE {TRACK_WHERE} ORDER BY ts LIMIT %(n)s
+"""
+# The last fix of each of at most max_points equal time buckets; time_bucket (TimescaleDB)
+# and date_bin (PostgreSQL) cut the same buckets from the same origin.
+TRACK_BUCKETED = """
+SELECT DISTINCT ON (bucket) ts, lat, lon, speed, heading FROM (
+    SELECT {bucket} AS bucket, ts, lat, lon, speed, heading FROM positions WHERE {where}
+) p ORDER BY bucket, ts DESC
+"""
+BUCKET_SQL = {"timescale": "time_bucket(%(w)s, ts, origin => %(f)s)",
+              "plain": "date_bin(%(w)s, ts, %(f)s)"}
+FromParam = Annotated[str | None, Query(
+    alias="from", max_length=40, pattern=RFC3339.pattern,
+    description="RFC 3339 date-time; default: to - 24 h",
+    examples=["2026-11-25T10:00:00Z"])]
+ToParam = Annotated[str | None, Query(
+    max_length=40, pattern=RFC3339.pattern, description="RFC 3339 date-time; default: now",
+    examples=["2026-11-26T10:00:00Z"])]
 
 
 def device_from_row(row: dict[str, Any]) -> Device:
@@ -38,7 +62,7 @@ def device_from_row(row: dict[str, Any]) -> Device:
 @router.get("/devices", response_model=DeviceList, summary="Devices with their last position")
 async def list_devices(
     request: Request,
-    _: Admin,
+    _: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> DeviceList:
@@ -57,8 +81,9 @@ async def list_devices(
     return DeviceList(items=items, next_cursor=next_cursor)
 
 
-@router.get("/devices/{device_id}", response_model=Device, summary="One device")
-async def get_device(request: Request, _: Admin, device_id: DeviceId) -> Device:
+@router.get("/devices/{device_id}", response_model=Device, summary="One device",
+            responses=error_responses(404))
+async def get_device(request: Request, _: Reader, device_id: DeviceId) -> Device:
     pool = request.app.state.pool
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(DEVICE_SELECT + " WHERE device_id = %s", (device_id,))
@@ -66,3 +91,65 @@ async def get_device(request: Request, _: Admin, device_id: DeviceId) -> Device:
     if row is None:
         raise ApiError(404, f"no device {device_id!r}")
     return device_from_row(row)
+
+
+def parse_rfc3339(value: str, name: str) -> datetime:
+    """A strict RFC 3339 date-time with an offset (422 otherwise), as UTC."""
+    match = RFC3339.match(value)
+    if match is None:
+        raise ApiError(422, f"{name}: not an RFC 3339 date-time (e.g. 2026-11-26T10:00:00Z)")
+    day, clock, frac, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{day}T{clock}{(frac or '')[:7]}{offset}").astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise ApiError(422, f"{name}: {exc}") from exc
+
+
+async def storage_mode(request: Request) -> str:
+    """'timescale' or 'plain', read once per process from shiptrack_meta."""
+    mode: str | None = getattr(request.app.state, "storage_mode", None)
+    if mode is None:
+        async with request.app.state.pool.connection() as conn:
+            row = await (await conn.execute(
+                "SELECT value FROM shiptrack_meta WHERE key = 'storage_mode'")).fetchone()
+        mode = "timescale" if row and row[0] == "timescale" else "plain"
+        request.app.state.storage_mode = mode
+    return mode
+
+
+@router.get("/devices/{device_id}/track", response_model=DeviceTrack, response_model_by_alias=True,
+            summary="A device's history, downsampled on the database",
+            responses=error_responses(404, 422))
+async def device_track(
+    request: Request, _: Reader, device_id: DeviceId,
+    from_: FromParam = None,
+    to: ToParam = None,
+    max_points: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> DeviceTrack:
+    """Fixes between ``from`` (default: ``to`` minus 24 h) and ``to`` (default: now), in
+    time order. With more than ``max_points`` fixes, the span is cut into ``max_points``
+    equal buckets and the last fix of each is kept."""
+    end = parse_rfc3339(to, "to") if to else datetime.now(UTC)
+    start = parse_rfc3339(from_, "from") if from_ else end - timedelta(hours=24)
+    if start >= end:
+        raise ApiError(422, "from must be before to")
+    params: dict[str, Any] = {"d": device_id, "f": start, "t": end, "n": max_points + 1}
+    pool = request.app.state.pool
+    mode = await storage_mode(request)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
+        if await cur.fetchone() is None:
+            raise ApiError(404, f"no device {device_id!r}")
+        await cur.execute(TRACK_RAW, params)
+        rows = await cur.fetchall()
+        downsampled = len(rows) > max_points
+        if downsampled:
+            span_us = (end - start) // timedelta(microseconds=1)
+            params["w"] = timedelta(microseconds=span_us // max_points + 1)
+            sql = TRACK_BUCKETED.format(bucket=BUCKET_SQL[mode], where=TRACK_WHERE)
+            await cur.execute(sql, params)
+            rows = await cur.fetchall()
+    return DeviceTrack.model_validate({
+        "device_id": device_id, "from": start, "to": end, "max_points": max_points,
+        "downsampled": downsampled, "items": [TrackPoint(**r) for r in rows]})

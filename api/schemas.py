@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field
 
 
 class Position(BaseModel):
@@ -43,3 +43,119 @@ class DeviceList(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+class TrackPoint(BaseModel):
+    ts: datetime
+    lat: float
+    lon: float
+    speed: float | None = Field(None, description="m/s")
+    heading: float | None = Field(None, description="degrees from north")
+
+
+class DeviceTrack(BaseModel):
+    """A device's history between ``from`` and ``to``, at most ``max_points`` points: when
+    there are more fixes, the span is cut into ``max_points`` equal time buckets and the
+    last fix of each bucket is kept (GPS outliers are left out)."""
+
+    device_id: str
+    from_: datetime = Field(alias="from")
+    to: datetime
+    max_points: int
+    downsampled: bool = Field(description="true when fixes were bucketed")
+    items: list[TrackPoint]
+    next_cursor: str | None = Field(None, description="always null: one page")
+
+    model_config = {"populate_by_name": True, "json_schema_extra": {"examples": [{
+        "device_id": "truck-17", "from": "2026-11-25T10:00:00Z", "to": "2026-11-26T10:00:00Z",
+        "max_points": 1000, "downsampled": True, "next_cursor": None,
+        "items": [{"ts": "2026-11-25T10:00:41Z", "lat": 52.52, "lon": 13.405, "speed": 12.5,
+                   "heading": 270.0}],
+    }]}}
+
+
+Scope = Literal["read", "write", "admin"]
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,100}$"
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(pattern=NAME_PATTERN, description="what the token is for")
+    scopes: list[Scope] = Field(
+        default=["read"], min_length=1, max_length=3,
+        description="read < write < admin: each implies the ones before it")
+    expires_at: AwareDatetime | None = Field(None, description="RFC 3339; none: never")
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [
+        {"name": "warehouse integration", "scopes": ["write"]}]}}
+
+
+class Token(BaseModel):
+    id: str
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "tok_5f2b9c0e7a1d4e3f", "name": "warehouse integration",
+        "scopes": ["read", "write"], "created_at": "2026-11-26T10:00:00Z",
+        "expires_at": None, "last_used_at": "2026-11-26T10:05:00Z"}]}}
+
+
+class TokenCreated(Token):
+    token: str = Field(description="the bearer token: shown only in this answer")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "tok_5f2b9c0e7a1d4e3f", "name": "warehouse integration",
+        "scopes": ["read", "write"], "created_at": "2026-11-26T10:00:00Z",
+        "expires_at": None, "last_used_at": None,
+        "token": "st_bm90LWEtcmVhbC10b2tlbi1qdXN0LWFuLWV4YW1wbGU"}]}}
+
+
+class TokenList(BaseModel):
+    items: list[Token]
+    next_cursor: str | None
+
+
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
+
+
+class WebhookCreate(BaseModel):
+    url: AnyHttpUrl = Field(description="http(s) URL that receives the POSTs")
+    event_types: list[Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, max_length=64)]] = Field(
+        default=[], max_length=50, description="event types to send; empty: all")
+    description: str | None = Field(None, pattern=NAME_PATTERN)
+
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{
+        "url": "https://example.com/hooks/shiptrack",
+        "event_types": ["shipment.milestone", "shipment.at_risk"],
+        "description": "ERP"}]}}
+
+
+class Webhook(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None = None
+    created_at: datetime
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "wh_9a8b7c6d5e4f3a2b", "url": "https://example.com/hooks/shiptrack",
+        "event_types": ["shipment.milestone"], "description": "ERP",
+        "created_at": "2026-11-26T10:00:00Z"}]}}
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="signing secret (whsec_ + base64): shown only here")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "wh_9a8b7c6d5e4f3a2b", "url": "https://example.com/hooks/shiptrack",
+        "event_types": ["shipment.milestone"], "description": "ERP",
+        "created_at": "2026-11-26T10:00:00Z",
+        "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]}}
+
+
+class WebhookList(BaseModel):
+    items: list[Webhook]
+    next_cursor: str | None

@@ -1,33 +1,30 @@
 """``/ws/fleet``: snapshot first, then deltas from the hub; clients may narrow what they
-receive with ``subscribe`` messages (a bbox or a device list)."""
+receive with ``subscribe`` messages (a bbox or a device list). Needs a bearer token with
+the ``read`` scope (``Authorization`` header or ``?token=``)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 from typing import Any
 
-import msgspec
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from psycopg.rows import dict_row
 
-from api.auth import token_matches, websocket_token
-from api.hub import CLOSE_TOO_SLOW, Filter, Hub, Subscriber
+from api import streams
+from api.auth import authenticate, websocket_token
+from api.hub import Filter, Hub, Subscriber
+from api.streams import ClientMessageError
 
-log = logging.getLogger("shiptrack.api")
 router = APIRouter()
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder()
 
-CLOSE_POLICY = 1008
 SNAPSHOT_SQL = """
 SELECT device_id, last_ts AS ts, lat, lon, speed, heading FROM devices
 WHERE last_ts IS NOT NULL ORDER BY device_id
 """
+MAX_DEVICES = 10_000
 
 
-class FilterError(ValueError):
+class FilterError(ClientMessageError):
     pass
 
 
@@ -49,14 +46,10 @@ def parse_subscribe(msg: Any) -> Filter:
         flt.bbox = (min_lon, min_lat, max_lon, max_lat)
     if devices is not None:
         if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices) \
-                or len(devices) > 10_000:
+                or len(devices) > MAX_DEVICES:
             raise FilterError("devices must be a list of device ids (at most 10000)")
         flt.devices = frozenset(devices)
     return flt
-
-
-def error_text(code: str, message: str) -> str:
-    return _encoder.encode({"type": "error", "error": {"code": code, "message": message}}).decode()
 
 
 async def snapshot_text(ws: WebSocket, flt: Filter) -> str:
@@ -64,56 +57,36 @@ async def snapshot_text(ws: WebSocket, flt: Filter) -> str:
         await cur.execute(SNAPSHOT_SQL)
         rows = await cur.fetchall()
     devices = [r for r in rows if flt.wants(r["device_id"], r["lat"], r["lon"])]
-    return _encoder.encode({"type": "snapshot", "devices": devices}).decode()
-
-
-async def _sender(ws: WebSocket, sub: Subscriber, stall_s: float) -> None:
-    while True:
-        await sub.wake.wait()
-        if sub.close_reason:
-            await ws.close(CLOSE_TOO_SLOW, sub.close_reason)
-            return
-        for text in sub.drain():
-            try:
-                await asyncio.wait_for(ws.send_text(text), timeout=stall_s)
-            except TimeoutError:
-                log.info("closing a stream client that stopped reading")
-                await ws.close(CLOSE_TOO_SLOW, "too slow: not reading")
-                return
-
-
-async def _receiver(ws: WebSocket, sub: Subscriber) -> None:
-    while True:
-        raw = await ws.receive_text()
-        try:
-            sub.filter = parse_subscribe(_decoder.decode(raw))
-        except (msgspec.DecodeError, FilterError) as exc:
-            await ws.send_text(error_text("bad_message", str(exc)))
-            continue
-        sub.drain()
-        await ws.send_text(await snapshot_text(ws, sub.filter))
+    return streams.encode({"type": "snapshot", "devices": devices})
 
 
 @router.websocket("/ws/fleet")
 async def fleet(ws: WebSocket) -> None:
-    if not token_matches(websocket_token(ws), ws.app.state.admin_token):
-        await ws.close(CLOSE_POLICY, "missing or invalid token")
+    principal = await authenticate(ws.app, websocket_token(ws))
+    if principal is None:
+        await streams.deny(ws, 401, "unauthorized", "missing or invalid token")
+        return
+    if not principal.allows("read"):
+        await streams.deny(ws, 403, "forbidden", "this token lacks the 'read' scope")
         return
     await ws.accept()
     hub: Hub = ws.app.state.hub
     sub = hub.add()
+
+    async def handle(msg: dict[str, Any]) -> None:
+        flt = parse_subscribe(msg)
+        set_filter(sub, flt)
+        sub.push_front(await snapshot_text(ws, flt))
+
     try:
-        await ws.send_text(await snapshot_text(ws, sub.filter))
-        tasks = [asyncio.create_task(_sender(ws, sub, hub.stall_s)),
-                 asyncio.create_task(_receiver(ws, sub))]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for t in pending:
-            t.cancel()
-        for t in done:
-            exc = t.exception()
-            if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                raise exc
-    except WebSocketDisconnect:
-        pass
-    finally:
+        sub.push_front(await snapshot_text(ws, sub.filter))
+    except BaseException:
         hub.remove(sub)
+        raise
+    await streams.serve(ws, hub, sub, handle)
+
+
+def set_filter(sub: Subscriber, flt: Filter) -> None:
+    """A new filter: positions pending under the old one are dropped (a snapshot follows)."""
+    sub.filter = flt
+    sub.positions.clear()

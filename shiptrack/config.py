@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     ws_ping_seconds: float = Field(default=20.0, gt=0)
     log_level: str = "INFO"
 
+    # API (issue 5): CORS, public tracking, webhook delivery.
+    cors_origins: str = Field(
+        default="", description="comma-separated origins allowed by CORS, or *; empty: off"
+    )
+    tracking_days_after_delivery: float = Field(
+        default=7.0, ge=0, description="a tracking link answers this long after delivery"
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_give_up_hours: float = Field(default=72.0, gt=0)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit (CLI) overrides where not None."""
