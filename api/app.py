@@ -15,13 +15,22 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import AsyncConnectionPool
 
-from api import errors, routes_devices, routes_owntracks, routes_tokens, security, ws_fleet
+from api import (
+    errors,
+    routes_devices,
+    routes_owntracks,
+    routes_tokens,
+    routes_webhooks,
+    security,
+    ws_fleet,
+)
 from api.auth import digest
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
 from api.schemas import Health
 from api.shutdown import close_streams_on_signal
+from api.webhooks import WebhookWorker
 from shiptrack import __version__
 from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
@@ -49,7 +58,10 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         publisher.start()
         app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
         hub: Hub = app.state.hub
-        tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog")]
+        worker = WebhookWorker(pool, settings)
+        hub.on_event = worker.poke
+        tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
+                 asyncio.create_task(worker.run(), name="webhook-worker")]
         restore_signals = close_streams_on_signal(hub)
         try:
             yield
@@ -76,6 +88,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)
     app.include_router(routes_tokens.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_owntracks.router)
     app.include_router(ws_fleet.router)
     _health_routes(app)

@@ -35,6 +35,8 @@ SCOPES = ("read", "write", "admin")
 TOKEN_PREFIX = "st_"
 LAST_USED_EVERY = timedelta(minutes=1)  # how often last_used_at is written at most
 
+# each auth dependency -> the scope it needs (None: read for GET/HEAD, else write)
+REQUIRED: dict[Callable[..., Awaitable[Principal]], str | None] = {}
 _bearer = HTTPBearer(auto_error=False, description="admin token or an API token")
 
 
@@ -130,6 +132,7 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
             raise ApiError(403, f"this token lacks the {needed!r} scope")
         return principal
 
+    REQUIRED[dependency] = scope
     return dependency
 
 

@@ -20,7 +20,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Gauge
+
 log = logging.getLogger("shiptrack.api")
+CLIENTS = Gauge("shiptrack_ws_clients", "Connected WebSocket stream clients")
+CLOSED = Counter("shiptrack_ws_closed_total", "Stream clients closed by the server", ["code"])
+SENT = Counter("shiptrack_ws_messages_sent_total", "Messages sent to stream clients")
 
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_TOO_SLOW = 4008  # application close code: the client fell too far behind
@@ -127,6 +132,7 @@ class Subscriber:
         if self.close_code is not None:
             return
         self.close_code, self.close_reason = code, reason
+        CLOSED.labels(str(code)).inc()
         self.wake.set()
         if self.sender is not None and self.sending_since is not None:
             self.sender.cancel()  # blocked in a send to a client that does not read
@@ -138,16 +144,20 @@ class Hub:
         self.queue_limit = queue_limit
         self.stall_s = stall_s
         self.closing = False
+        self.on_event: Callable[[], None] | None = None  # told of each live event
 
     def add(self, flt: Filter | None = None) -> Subscriber:
         sub = Subscriber(flt, self.queue_limit)
         self.subscribers.add(sub)
+        CLIENTS.inc()
         if self.closing:
             sub.close(CLOSE_GOING_AWAY, "server shutting down")
         return sub
 
     def remove(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
+        if sub in self.subscribers:
+            self.subscribers.discard(sub)
+            CLIENTS.dec()
 
     def publish_position(self, device_id: str, lat: float, lon: float, text: str) -> None:
         now = time.monotonic()

@@ -54,6 +54,8 @@ def dispatch(hub: Hub, topic: str, payload: bytes, prefix: str = "") -> int:
             # the event keeps its own "type" (geofence.enter, ...) inside "event"
             text = _encoder.encode({"type": "event", "event": item}).decode()
             hub.publish_other(text, _str(item.get("device_id")), _str(item.get("shipment_id")))
+            if hub.on_event is not None:
+                hub.on_event()
         elif name == LIVE_ETA:
             text = _encoder.encode({**item, "type": "eta"}).decode()
             hub.publish_other(text, _str(item.get("device_id")), _str(item.get("shipment_id")))

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import error_body
-from api.hub import Hub, Subscriber
+from api.hub import SENT, Hub, Subscriber
 
 log = logging.getLogger("shiptrack.api")
 _encoder = msgspec.json.Encoder()
@@ -73,6 +73,7 @@ async def pump(ws: WebSocket, sub: Subscriber) -> None:
         for text in batch:
             await send(text)
         sub.sending_since = None
+        SENT.inc(len(batch))
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]

@@ -1,0 +1,75 @@
+"""``/api/v1/webhooks``: Standard Webhooks endpoints (SPEC). The signing secret is in the
+answer to the POST only. Needs the ``admin`` scope: webhooks carry secrets and send data
+out. Deliveries: ``api/webhooks.py``."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from psycopg.rows import dict_row
+
+from api.auth import AdminOnly
+from api.errors import ApiError, error_responses
+from api.pagination import decode_cursor, encode_cursor
+from api.schemas import Webhook, WebhookCreate, WebhookCreated, WebhookList
+from api.webhooks import new_secret
+
+router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+WebhookId = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{16}$", examples=["wh_9a8b7c6d5e4f3a2b"])]
+COLUMNS = "id, url, event_types, description, created_at"
+MAX_URL = 2000
+
+
+@router.post("/webhooks", status_code=201, response_model=WebhookCreated,
+             summary="Register a webhook (its secret is shown once)",
+             responses=error_responses(422))
+async def create_webhook(request: Request, _: AdminOnly, body: WebhookCreate) -> WebhookCreated:
+    url = str(body.url)
+    if len(url) > MAX_URL or "\x00" in url:
+        raise ApiError(422, f"url: at most {MAX_URL} characters")
+    hook_id, secret = f"wh_{secrets.token_hex(8)}", new_secret()
+    async with request.app.state.pool.connection() as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT to_regclass('events') IS NOT NULL AS present")
+        present = (await cur.fetchone() or {}).get("present")
+        start = "(SELECT coalesce(max(seq), 0) FROM events)" if present else "0"
+        await cur.execute(
+            f"INSERT INTO webhooks (id, url, event_types, description, secret, start_seq)"
+            f" VALUES (%s, %s, %s, %s, %s, {start}) RETURNING {COLUMNS}",
+            (hook_id, url, sorted(set(body.event_types)), body.description, secret))
+        row: dict[str, Any] | None = await cur.fetchone()
+    assert row is not None
+    return WebhookCreated(**row, secret=secret)
+
+
+@router.get("/webhooks", response_model=WebhookList, summary="Registered webhooks")
+async def list_webhooks(
+    request: Request, _: AdminOnly,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> WebhookList:
+    after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
+    async with request.app.state.pool.connection() as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL AND id > %s"
+            " ORDER BY id LIMIT %s", (after, limit + 1))
+        rows = await cur.fetchall()
+    more, rows = len(rows) > limit, rows[:limit]
+    return WebhookList(items=[Webhook(**r) for r in rows],
+                       next_cursor=encode_cursor([rows[-1]["id"]]) if more else None)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response,
+               summary="Delete a webhook (pending deliveries are dropped)",
+               responses=error_responses(404))
+async def delete_webhook(request: Request, _: AdminOnly, webhook_id: WebhookId) -> Response:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE webhooks SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
+            (webhook_id,))
+    if cur.rowcount == 0:
+        raise ApiError(404, f"no webhook {webhook_id!r}")
+    return Response(status_code=204)
