@@ -59,6 +59,34 @@ class Settings(BaseSettings):
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_give_up_hours: float = Field(default=72.0, gt=0)
 
+    # Tracking (issue 4): geofences, shipments, milestones, exceptions.
+    public_url: str | None = Field(
+        default=None, description="base URL of the web pages, for absolute tracking_url"
+    )
+    geofence_dwell_s: float = Field(default=300.0, ge=0, description="inside this long: dwell")
+    geofence_debounce_s: float = Field(
+        default=15.0, ge=0, description="a new side must hold this long to count"
+    )
+    geofence_margin_m: float = Field(
+        default=10.0, gt=0, le=1000, description="least edge band (a fix's accuracy widens it)"
+    )
+    tracking_reload_s: float = Field(
+        default=2.0, gt=0, description="how often ingest looks for geofence/shipment changes"
+    )
+    tracking_sweep_s: float = Field(default=5.0, gt=0, description="offline sweep period")
+    offline_after_s: float = Field(default=900.0, gt=0, description="no fix this long: offline")
+    shipment_radius_m: float = Field(
+        default=250.0, gt=0, le=100_000, description="default radius of an origin/destination"
+    )
+    in_transit_m: float = Field(default=1000.0, ge=0, description="from pickup to in_transit")
+    out_for_delivery_m: float = Field(default=10_000.0, ge=0)
+    delivery_dwell_s: float = Field(default=120.0, ge=0)
+    sensor_excursion_s: float = Field(default=600.0, ge=0)
+    route_corridor_m: float = Field(default=1000.0, gt=0, le=100_000)
+    route_deviation_grace_s: float = Field(default=300.0, ge=0)
+    long_stop_s: float = Field(default=1800.0, gt=0)
+    stop_radius_m: float = Field(default=150.0, gt=0)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit (CLI) overrides where not None."""
