@@ -5,21 +5,52 @@ Standalone: ``python -m simulator --devices 5`` (see ``simulator/__main__.py``).
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 
-from shiptrack.errors import ConfigError
+from shiptrack.errors import ConfigError, ShiptrackError
 from shiptrack.mqtturl import parse_mqtt_url
-from simulator.fleet import Fleet
-from simulator.publisher import SimulatorError, run
+from simulator.cities import CITIES
+from simulator.clock import start_in_past
+from simulator.fleet import Fleet, FleetConfig
+from simulator.load import LoadPlan, LoadStats, run_load
+from simulator.provision import Api, Provisioner
+from simulator.publisher import Stats, run
+from simulator.scenarios import SCENARIOS, Scenario
+from simulator.tracker import owntracks_topic
+from simulator.truth import Record, TruthFiles
 
 app = typer.Typer(add_completion=False, help="Drive a simulated fleet of GPS trackers over MQTT.")
+
+
+
+class ScenarioName(StrEnum):
+    fleet = "fleet"
+    demo = "demo"
+    cold_chain = "cold-chain"
+    chaos = "chaos"
+    load = "load"
+
+PREFIXES = {"fleet": "sim-", "demo": "demo-", "cold-chain": "reefer-", "chaos": "chaos-",
+            "load": "load-"}
+
+
+class Format(StrEnum):
+    spec = "spec"
+    owntracks = "owntracks"
 
 
 @contextmanager
@@ -36,71 +67,179 @@ def stop_on_sigterm() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _fail(err: Console, message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=code)
+
+
+Rate = Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False)]
+
+
 def simulate(
-    devices: Annotated[
-        int, typer.Option("--devices", "-n", min=1, help="Number of simulated devices.")
-    ] = 10,
-    interval: Annotated[
-        float, typer.Option(help="Simulated seconds between two fixes of a device.")
-    ] = 1.0,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same fleet.")] = 1,
-    speed: Annotated[
-        float, typer.Option(help="Time factor: 10 publishes a tick every interval/10 s.")
-    ] = 1.0,
-    duration: Annotated[
-        float | None, typer.Option(help="Stop after this many wall-clock seconds.")
+    scenario: Annotated[ScenarioName, typer.Option(
+        help="What to simulate (docs: simulator/scenarios.py).")] = ScenarioName.fleet,
+    devices: Annotated[int | None, typer.Option(
+        "--devices", "-n", min=1, help="Number of simulated devices.")] = None,
+    interval: Annotated[float | None, typer.Option(
+        help="Simulated seconds between two fixes of a moving device.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same fixes.")] = 1,
+    speed: Annotated[float | None, typer.Option(
+        help="Time factor: 60 plays an hour in a minute (the clock then starts in the "
+             "past, see docs/DESIGN.md).")] = None,
+    duration: Annotated[float | None, typer.Option(
+        help="Stop after this many wall-clock seconds.")] = None,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks.")] = None,
+    trips: Annotated[int | None, typer.Option(
+        "--trips-per-truck", min=1, help="Each truck parks after this many trips; the run "
+        "ends when all have (plus --park-s).")] = None,
+    max_leg_km: Annotated[float | None, typer.Option(
+        help="Only destinations at most this far by road.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Payload format.")] = Format.spec,
+    adaptive: Annotated[bool | None, typer.Option(
+        "--adaptive/--fixed", help="Report less often while standing.", show_default=False)
     ] = None,
-    count: Annotated[
-        int | None, typer.Option(min=1, help="Stop after this many fixes per device.")
+    qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS.")] = 1,
+    offline_rate: Rate = None,
+    duplicate_rate: Rate = None,
+    skew_rate: Rate = None,
+    malformed_rate: Rate = None,
+    reboot_rate: Rate = None,
+    outlier_rate: Rate = None,
+    truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON lines).")
+                     ] = None,
+    trips_file: Annotated[Path | None, typer.Option(
+        "--trips", help="Write completed trips in the eta-eval input form.")] = None,
+    device_prefix: Annotated[str | None, typer.Option(help="Device ids start with this.")
+                             ] = None,
+    rate: Annotated[float, typer.Option(help="load: target messages/s, all processes.")
+                    ] = 5000.0,
+    processes: Annotated[int, typer.Option(min=1, help="load: worker processes.")] = 2,
+    api_url: Annotated[str | None, typer.Option(
+        help="API for the demo's shipments [default: http://SHIPTRACK_HTTP_HOST:PORT].")
     ] = None,
-    mqtt_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS)."
-        ),
+    token: Annotated[str | None, typer.Option(
+        envvar="SHIPTRACK_ADMIN_TOKEN", help="Bearer token for the API.")] = None,
+    no_api: Annotated[bool, typer.Option(
+        "--no-api", help="Do not create geofences and shipments.")] = False,
+    mqtt_url: Annotated[str | None, typer.Option(
+        envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS).")
     ] = None,
-    topic_prefix: Annotated[
-        str,
-        typer.Option(envvar="SHIPTRACK_MQTT_TOPIC_PREFIX", help="Prefix before every topic."),
-    ] = "",
+    topic_prefix: Annotated[str, typer.Option(
+        envvar="SHIPTRACK_MQTT_TOPIC_PREFIX", help="Prefix before every topic.")] = "",
 ) -> None:
-    """Publish moving devices to the broker (SPEC topics and payload, QoS 1)."""
+    """Publish a simulated fleet to the broker (SPEC topics and payloads)."""
     err = Console(stderr=True)
-    if interval <= 0 or speed <= 0 or (duration is not None and duration <= 0):
-        err.print("[red]error:[/] --interval, --speed and --duration must be positive")
-        raise typer.Exit(code=2)
+    name = scenario.value
+    sc = SCENARIOS[name]
+    interval = interval if interval is not None else sc.interval_s
+    speed = speed if speed is not None else sc.speed
+    if interval <= 0 or speed <= 0 or (duration is not None and duration <= 0) or rate <= 0:
+        raise _fail(err, "--interval, --speed, --duration and --rate must be positive")
     if not mqtt_url:
-        err.print("[red]error:[/] no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL")
-        raise typer.Exit(code=2)
+        raise _fail(err, "no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL")
     try:
         target = parse_mqtt_url(mqtt_url)
     except ConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(code=2) from exc
-    fleet = Fleet(devices, seed=seed)
+        raise _fail(err, str(exc)) from exc
+    prefix = device_prefix if device_prefix is not None else PREFIXES[name]
+    n = devices or sc.devices
+    if name == "load":
+        plan = LoadPlan(target, n, rate, duration or 10.0, processes, qos, topic_prefix, seed,
+                        prefix)
+        _report_load(_load_with_progress(plan, err))
+        return
+    config = _fleet_config(sc, interval, adaptive, fmt, trips, max_leg_km, prefix, {
+        "offline_rate": offline_rate, "duplicate_rate": duplicate_rate,
+        "skew_rate": skew_rate, "malformed_rate": malformed_rate,
+        "reboot_rate": reboot_rate}, outlier_rate)
+    fleet = Fleet(n, seed=seed, hubs=CITIES if sc.europe else None, config=config)
+    provisioner = None
+    if sc.provision and not no_api:
+        if not token:
+            raise _fail(err, f"{name} creates shipments through the API: pass --token or set "
+                        "SHIPTRACK_ADMIN_TOKEN (or --no-api)")
+        owntracks = fmt is Format.owntracks
+        ids = {d: owntracks_topic(d).replace("/", ".") if owntracks else d
+               for d in fleet.device_ids}
+        provisioner = Provisioner(Api(api_url or _default_api_url(), token),
+                                  f"SIM-{uuid.uuid4().hex[:6]}-", ids)
+    span = (duration * speed if duration else count * interval if count else sc.span_s)
+    start = start_in_past(datetime.now(UTC), speed, span)
+    files = TruthFiles(truth, trips_file)
+
+    def on_tick(now: datetime) -> None:
+        records: list[Record] = fleet.truth.drain()
+        if provisioner is not None:
+            provisioner.handle(records)
+        files.write(records)
+
     try:
         with stop_on_sigterm() as stop:
-            stats = run(
-                target,
-                fleet,
-                interval,
-                topic_prefix=topic_prefix,
-                duration_s=duration,
-                count=count,
-                speed=speed,
-                stop_event=stop,
-            )
-    except SimulatorError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(code=1) from exc
+            stats = run(target, fleet, interval, topic_prefix=topic_prefix, duration_s=duration,
+                        count=count, speed=speed, stop_event=stop, start_time=start, qos=qos,
+                        on_tick=on_tick, until=fleet.done if trips else None)
+    except ShiptrackError as exc:
+        raise _fail(err, str(exc), code=1) from exc
+    finally:
+        files.write(fleet.truth.drain())
+        files.close()
+    _report(stats, n)
+
+
+def _fleet_config(sc: Scenario, interval: float, adaptive: bool | None, fmt: Format,
+                  trips: int | None, max_leg_km: float | None, prefix: str,
+                  fault_rates: dict[str, Any], outlier_rate: float | None
+                  ) -> FleetConfig:
+    tracker = replace(sc.tracker, interval_s=interval, format=fmt.value)
+    if adaptive is not None:
+        tracker = replace(tracker, adaptive=adaptive)
+    if outlier_rate is not None:
+        tracker = replace(tracker, outlier_rate=outlier_rate)
+    faults = replace(sc.faults, **{k: v for k, v in fault_rates.items() if v is not None})
+    return FleetConfig(tracker=tracker, faults=faults, sensors=sc.sensors,
+                       hub_dwell_s=sc.hub_dwell_s, start_at_hub=sc.start_at_hub, trips=trips,
+                       max_leg_km=max_leg_km or sc.max_leg_km, device_prefix=prefix)
+
+
+def _default_api_url() -> str:
+    host = os.environ.get("SHIPTRACK_HTTP_HOST") or "127.0.0.1"
+    port = os.environ.get("SHIPTRACK_HTTP_PORT") or "8000"
+    return f"http://{host}:{port}"
+
+
+def _report(stats: Stats, devices: int) -> None:
     Console().print(
-        f"simulate: {devices} devices, {stats.sent} fixes sent, {stats.acknowledged} acknowledged"
-        f" in {stats.elapsed:.1f} s ({stats.rate:.1f} msg/s)"
+        f"simulate: {devices} devices, {stats.sent} messages sent, {stats.acknowledged} "
+        f"acknowledged in {stats.elapsed:.1f} s ({stats.rate:.1f} msg/s)"
         + (" [interrupted]" if stats.interrupted else ""),
-        highlight=False,
-        markup=False,
-        soft_wrap=True,
+        highlight=False, markup=False, soft_wrap=True,
     )
 
 
-app.command()(simulate)
+def _load_with_progress(plan: LoadPlan, err: Console) -> LoadStats:
+    with Live(console=err, refresh_per_second=4, transient=False) as live:
+        def progress(sent: int, acked: int, elapsed: float) -> None:
+            rate = sent / elapsed if elapsed > 0 else 0.0
+            live.update(f"load: {elapsed:5.1f}/{plan.duration_s:.0f} s  sent {sent:,}  "
+                        f"acked {acked:,}  {rate:,.0f} msg/s (target {plan.rate:,.0f})")
+        return run_load(plan, progress)
+
+
+def _report_load(stats: LoadStats) -> None:
+    acked = f"{stats.acknowledged:,}" if stats.qos else "n/a (QoS 0)"
+    Console().print(
+        f"load: sent {stats.sent:,}, acknowledged {acked}, in {stats.elapsed:.2f} s: "
+        f"{stats.rate:,.0f} msg/s achieved of {stats.target_rate:,.0f} msg/s target",
+        highlight=False, markup=False, soft_wrap=True,
+    )
+    for error in stats.errors:
+        Console(stderr=True).print(f"error: {error}", highlight=False, markup=False)
+    if stats.errors:
+        raise typer.Exit(code=1)
+
+
+def _register() -> None:
+    app.command()(simulate)
+
+
+_register()

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypedDict
 
 
-class Sensors(TypedDict):
+class Sensors(TypedDict, total=False):
     temperature_c: float
     humidity_pct: float
+    shock_g: float
+    light_lux: float
 
 
 class PositionPayload(TypedDict):

@@ -12,17 +12,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from shiptrack.errors import ShiptrackError
 from shiptrack.mqtturl import MqttTarget
-from shiptrack.topics import device_topic
+from simulator.clock import SimClock
 from simulator.fleet import Fleet
 
 log = logging.getLogger("shiptrack.simulator")
@@ -114,19 +113,20 @@ def connect(target: MqttTarget, acks: _Acks) -> mqtt.Client:
 class _Session:
     """One connected run: publishes ticks of the fleet and counts what went out."""
 
-    def __init__(self, client: mqtt.Client, acks: _Acks, fleet: Fleet, topic_prefix: str) -> None:
+    def __init__(self, client: mqtt.Client, acks: _Acks, fleet: Fleet, topic_prefix: str,
+                 qos: int = 1) -> None:
         self.client = client
         self.acks = acks
         self.fleet = fleet
         self.topic_prefix = topic_prefix
+        self.qos = qos
         self.sent = 0
         self.failed = 0
-        self._encoder = msgspec.json.Encoder()
 
     def publish_tick(self, now: datetime) -> None:
-        for device_id, payload in self.fleet.advance(now):
-            topic = device_topic(device_id, self.topic_prefix)
-            info = self.client.publish(topic, self._encoder.encode(payload), qos=1)
+        for topic_tail, payload in self.fleet.tick(now):
+            topic = self.topic_prefix + topic_tail
+            info = self.client.publish(topic, payload, qos=self.qos)
             # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting.
             if info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 self.sent += 1
@@ -137,24 +137,29 @@ class _Session:
     def loop(
         self,
         started: float,
-        wall_interval: float,
-        sim_time: Callable[[int], datetime],
+        clock: SimClock,
         duration_s: float | None,
         count: int | None,
         stop: threading.Event,
+        on_tick: Callable[[datetime], None] | None = None,
     ) -> None:
         """Publish tick after tick on a fixed wall-clock schedule; late ticks catch up."""
         tick = 0
         next_progress = started + PROGRESS_EVERY_S
         while count is None or tick < count:
-            due = started + tick * wall_interval
+            due = started + clock.wall_offset(tick)
             if duration_s is not None and due - started >= duration_s:
                 stop.wait(max(0.0, started + duration_s - time.monotonic()))
                 return
             if stop.wait(max(0.0, due - time.monotonic())):
                 return
-            self.publish_tick(sim_time(tick))
+            now = clock.sim_time(tick)
+            self.publish_tick(now)
+            if on_tick is not None:
+                on_tick(now)
             tick += 1
+            if clock.finished(tick) or stop.is_set():
+                return
             if time.monotonic() >= next_progress:
                 next_progress += PROGRESS_EVERY_S
                 log.info("tick %d: %d sent, %d acknowledged", tick, self.sent, self.acks.count)
@@ -181,31 +186,29 @@ def run(
     speed: float = 1.0,
     stop_event: threading.Event | None = None,
     start_time: datetime | None = None,
+    qos: int = 1,
+    on_tick: Callable[[datetime], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> Stats:
-    """Publish one fix per device every ``interval_s / speed`` wall seconds (QoS 1).
+    """Tick the fleet every ``interval_s / speed`` wall seconds and publish what it sends.
 
     Simulated time starts at ``start_time`` (default: now, UTC) and advances ``interval_s``
-    per tick. Stops after ``duration_s`` wall seconds, ``count`` ticks (messages per
-    device), when ``stop_event`` is set, or on Ctrl-C; then waits up to
+    per tick, but never runs ahead of the wall clock (``SimClock``). ``on_tick(now)`` runs
+    after each tick. Stops after ``duration_s`` wall seconds, ``count`` ticks, once
+    ``until()`` is true, when ``stop_event`` is set, or on Ctrl-C; then waits up to
     ``DRAIN_TIMEOUT_S`` for outstanding acks and disconnects.
     """
     if interval_s <= 0 or speed <= 0:
         raise ValueError("interval_s and speed must be positive")
     stop = threading.Event() if stop_event is None else stop_event
     acks = _Acks()
-    session = _Session(connect(target, acks), acks, fleet, topic_prefix)
-    sim_start = start_time or datetime.now(UTC)
+    session = _Session(connect(target, acks), acks, fleet, topic_prefix, qos)
+    real_start = datetime.now(UTC)
+    clock = SimClock(start_time or real_start, interval_s, speed, real_start, until)
     started = time.monotonic()
     interrupted = False
     try:
-        session.loop(
-            started,
-            interval_s / speed,
-            lambda tick: sim_start + timedelta(seconds=tick * interval_s),
-            duration_s,
-            count,
-            stop,
-        )
+        session.loop(started, clock, duration_s, count, stop, on_tick)
     except KeyboardInterrupt:
         interrupted = True
         log.info("interrupted; stopping")

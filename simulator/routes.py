@@ -1,7 +1,8 @@
-"""Where vehicles drive: hubs around an origin and legs (paths) between two hubs.
+"""Where vehicles drive: hubs around an origin and legs (routes) between two hubs.
 
-For now a leg is the great circle between its hubs with a few waypoints pushed sideways
-to look like a road; a road-network router can replace ``make_leg`` later.
+Between two built-in cities a leg follows the road network (``roads.py``). Between
+made-up hubs (an origin far from every built-in city) it falls back to the great circle
+with its inner waypoints pushed a little sideways, driven as a trunk road.
 """
 
 from __future__ import annotations
@@ -19,20 +20,25 @@ from simulator.geo import (
     haversine_m,
     initial_bearing_deg,
 )
+from simulator.roads import NoRoute, Route, default_network, road_route
 
 
 @dataclass(frozen=True, slots=True)
 class Leg:
     origin: Hub
     destination: Hub
-    path: Polyline
+    route: Route
+
+    @property
+    def path(self) -> Polyline:
+        return self.route.path
 
     def reversed(self) -> Leg:
-        return Leg(self.destination, self.origin, self.path.reversed())
+        return Leg(self.destination, self.origin, self.route.reversed())
 
 
-def make_leg(rng: random.Random, origin: Hub, destination: Hub) -> Leg:
-    """A road-like path: the great circle with its inner waypoints pushed a little sideways."""
+def _wiggly_route(rng: random.Random, origin: Hub, destination: Hub) -> Route:
+    """The great circle with its inner waypoints pushed a little sideways."""
     length = haversine_m(origin.point, destination.point)
     segments = max(2, min(8, round(length / 40_000)))
     points = great_circle_path(origin.point, destination.point, segments)
@@ -41,7 +47,30 @@ def make_leg(rng: random.Random, origin: Hub, destination: Hub) -> Leg:
         taper = math.sin(math.pi * i / segments)
         sideways = max(-0.04, min(0.04, rng.gauss(0.0, 0.015))) * length * taper
         points[i] = destination_point(points[i], bearing + 90.0, sideways)
-    return Leg(origin, destination, Polyline.of(points))
+    return Route(origin.name, destination.name, Polyline.of(points), ("trunk",) * segments,
+                 (origin.name, destination.name), ())
+
+
+def make_leg(rng: random.Random, origin: Hub, destination: Hub) -> Leg:
+    """A leg on the road network where both hubs are on it, else a road-like curve."""
+    network = default_network()
+    if origin.name in network and destination.name in network:
+        try:
+            return Leg(origin, destination, road_route(origin.name, destination.name))
+        except NoRoute:
+            pass
+    return Leg(origin, destination, _wiggly_route(rng, origin, destination))
+
+
+def leg_length_m(origin: Hub, destination: Hub) -> float:
+    """Road distance where known, else 1.1 times the great-circle distance."""
+    network = default_network()
+    if origin.name in network and destination.name in network:
+        try:
+            return road_route(origin.name, destination.name).path.length_m
+        except NoRoute:
+            pass
+    return 1.1 * haversine_m(origin.point, destination.point)
 
 
 def hubs_near(origin: LatLon, spread_km: float, rng: random.Random) -> tuple[Hub, ...]:

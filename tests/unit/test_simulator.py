@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
-from simulator.fleet import CRUISE_MS, Fleet, Phase
+from simulator.fleet import Fleet, Phase
+from simulator.roads import SPEED_BANDS_KMH
 from simulator.geo import (
     Polyline,
     destination_point,
@@ -89,8 +90,8 @@ def test_speeds_are_plausible_and_match_movement() -> None:
             assert 0 <= implied * 3.6 <= 150
             assert 0 <= b["speed"] * 3.6 <= 110
             assert implied == pytest.approx((a["speed"] + b["speed"]) / 2, abs=3.0)
-        mean_kmh = sum(f["speed"] for f in fixes) / len(fixes) * 3.6
-        assert 40 <= mean_kmh <= 100
+        moving = [f["speed"] for f in fixes if f["speed"] > 0]
+        assert 30 <= sum(moving) / max(1, len(moving)) * 3.6 <= 90
 
 
 def test_payloads_follow_the_spec() -> None:
@@ -105,8 +106,9 @@ def test_payloads_follow_the_spec() -> None:
             assert 0 <= fix["heading"] < 360
             assert 0 <= fix["battery"] <= 1
             assert 0 < fix["accuracy"] < 20
-            assert set(fix["sensors"]) == {"temperature_c", "humidity_pct"}
-            assert -10 < fix["sensors"]["temperature_c"] < 40
+            assert set(fix["sensors"]) == {"temperature_c", "humidity_pct", "shock_g",
+                                           "light_lux"}
+            assert -30 < fix["sensors"]["temperature_c"] < 40
             assert 0 <= fix["sensors"]["humidity_pct"] <= 100
         assert fixes[-1]["battery"] <= fixes[0]["battery"]
 
@@ -133,7 +135,7 @@ def test_vehicles_move_along_their_legs() -> None:
     for vehicle, (leg, along) in zip(fleet.vehicles, start, strict=True):
         if vehicle.leg is leg:
             assert vehicle.along_m > along
-        assert vehicle.odometer_m > 5_000  # at least 30 km/h on average over 10 min
+        assert vehicle.odometer_m > 3_000  # at least 18 km/h on average over 10 min
 
 
 def test_vehicles_stop_at_hubs_and_take_new_legs() -> None:
@@ -141,17 +143,19 @@ def test_vehicles_stop_at_hubs_and_take_new_legs() -> None:
     assert all(h.name.startswith("hub-") for h in fleet.hubs)
     legs = [{(v.leg.origin, v.leg.destination)} for v in fleet.vehicles]
     stopped = [0] * 4
-    for k in range(2 * 3600):
-        fixes = fleet.step(T0 + timedelta(seconds=k))
+    for k in range(4 * 3600 // 5):
+        fixes = fleet.step(T0 + timedelta(seconds=5 * k))
         for i, (vehicle, fix) in enumerate(zip(fleet.vehicles, fixes, strict=True)):
             legs[i].add((vehicle.leg.origin, vehicle.leg.destination))
             stopped[i] += fix["speed"] == 0.0 and vehicle.phase is Phase.DWELLING
     assert all(len(seen) >= 3 for seen in legs)
-    assert all(n > 60 for n in stopped)
+    assert all(n > 60 for n in stopped)  # fixes standing at a hub
 
 
-def test_cruise_speed_band_is_60_to_100_kmh() -> None:
-    assert CRUISE_MS[0] * 3.6 == pytest.approx(60) and CRUISE_MS[1] * 3.6 == pytest.approx(100)
+def test_truck_speed_bands_per_road_class() -> None:
+    assert SPEED_BANDS_KMH["motorway"][1] <= 90  # EU trucks: 90 km/h speed limiter
+    assert SPEED_BANDS_KMH["urban"][1] <= 50
+    assert SPEED_BANDS_KMH["trunk"][0] > SPEED_BANDS_KMH["urban"][0]
 
 
 def test_time_must_be_aware_and_must_not_go_backwards() -> None:
