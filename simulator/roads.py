@@ -3,7 +3,8 @@
 A route is the chain of real places (``roaddata.CORRIDORS``) that the fastest path by
 nominal truck speed passes, densified every few kilometres with a gentle, deterministic
 sideways wiggle and its corners cut (Chaikin), so that it curves like a road between
-towns instead of running in straight chords with sharp turns. Every segment carries its road class, which sets the speed trucks drive.
+towns instead of running in straight chords with sharp turns. Every segment carries its
+road class, which sets the speed trucks drive.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.fleet import Fleet, Phase
-from simulator.roads import SPEED_BANDS_KMH
 from simulator.geo import (
     Polyline,
     destination_point,
@@ -20,6 +19,7 @@ from simulator.geo import (
     interpolate_along,
 )
 from simulator.payload import PositionPayload, format_ts
+from simulator.roads import SPEED_BANDS_KMH
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 BERLIN = (52.5200, 13.4050)
