@@ -92,6 +92,9 @@ def simulate(
     trips: Annotated[int | None, typer.Option(
         "--trips-per-truck", min=1, help="Each truck parks after this many trips; the run "
         "ends when all have (plus --park-s).")] = None,
+    park_s: Annotated[float, typer.Option(
+        help="With --trips-per-truck: simulated seconds parked before the run ends.")
+    ] = 1800.0,
     max_leg_km: Annotated[float | None, typer.Option(
         help="Only destinations at most this far by road.")] = None,
     fmt: Annotated[Format, typer.Option("--format", help="Payload format.")] = Format.spec,
@@ -177,7 +180,8 @@ def simulate(
         with stop_on_sigterm() as stop:
             stats = run(target, fleet, interval, topic_prefix=topic_prefix, duration_s=duration,
                         count=count, speed=speed, stop_event=stop, start_time=start, qos=qos,
-                        on_tick=on_tick, until=fleet.done if trips else None)
+                        on_tick=on_tick,
+                        until=(lambda: fleet.done(park_s)) if trips else None)
     except ShiptrackError as exc:
         raise _fail(err, str(exc), code=1) from exc
     finally:

@@ -163,6 +163,7 @@ class Fleet:
                 out.append(Message(device.topic, raw))
         return out
 
-    def done(self) -> bool:
-        """Every truck has finished its trips and parked."""
-        return all(v.phase is Phase.PARKED for v in self.vehicles)
+    def done(self, grace_s: float = 0.0) -> bool:
+        """Every truck has finished its trips and been parked for ``grace_s`` seconds."""
+        return all(v.parked_at is not None and v.t is not None and v.t - v.parked_at >= grace_s
+                   for v in self.vehicles)

@@ -3,7 +3,8 @@
 For every trip the fleet plans (a ``trip_planned`` truth record) the provisioner makes
 sure both hubs have a circular geofence (``hub <name>``, once per hub) and creates a
 shipment from the origin's fence to the destination's, on the truck's device, with the
-planned route and a promised time. Bearer token auth; stdlib HTTP only.
+planned route, a promised time and sensor limits (shock; the reefer's temperature band).
+Bearer token auth; stdlib HTTP only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from simulator.truth import Record
 log = logging.getLogger("shiptrack.simulator")
 
 HUB_RADIUS_M = 2_000.0
+SHOCK_LIMIT_G = 2.0  # knocks are 2.5-8 g, road vibration stays below 0.5 g
 PROMISE_SLACK = 1.3  # promised: planned departure + 1.3 x (distance at 70 km/h) + 1 h
 
 
@@ -98,7 +100,11 @@ class Provisioner:
             "destination": {"geofence_id": self.fence(planned["destination"])},
             "promised_by": (departure + timedelta(hours=hours)).isoformat().replace("+00:00", "Z"),
             "route": planned["route"],
+            "sensor_limits": {"shock_g": {"max": SHOCK_LIMIT_G}},
         }
+        band = planned.get("temperature_band")
+        if band:
+            body["sensor_limits"]["temperature_c"] = {"min": band[0], "max": band[1]}
         try:
             answer = self.api.request("POST", "/api/v1/shipments", body)
         except ProvisionError as exc:

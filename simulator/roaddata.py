@@ -10,6 +10,9 @@ of places along each road from OpenStreetMap's road relations (openstreetmap.org
 (c) OpenStreetMap contributors, ODbL 1.0), compiled by hand for shiptrack. No geometry was
 copied: only which towns each numbered road passes, which is a fact about the road.
 
+No ferries: Copenhagen is reached by land over the Great Belt bridge, as trucks that avoid
+the Rostock-Gedser and Puttgarden-Rodby ferries do.
+
 Classes: ``motorway`` (trucks: 80-90 km/h), ``trunk`` (national roads: ~70 km/h). The
 first and last kilometres of every route are driven as ``urban`` (see ``roads.py``).
 """
@@ -150,6 +153,12 @@ PLACES: dict[str, tuple[float, float]] = {
     "Oberhausen": (51.4963, 6.8638),
     "Odense": (55.4038, 10.4024),
     "Oldenburg": (53.1435, 8.2146),
+    "Opole": (50.6751, 17.9213),
+    "Ostrava": (49.8209, 18.2625),
+    "Prerov": (49.4551, 17.4509),
+    "Vyskov": (49.2775, 16.9990),
+    "Gliwice": (50.2945, 18.6714),
+    "Czestochowa": (50.8118, 19.1203),
     "Ortrand": (51.3750, 13.7590),
     "Osnabrueck": (52.2799, 8.0472),
     "Peine": (52.3203, 10.2336),
@@ -273,4 +282,7 @@ CORRIDORS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("N19", "trunk", ("Langres", "Vesoul", "Belfort")),
     ("A36/A3 CH", "motorway", ("Belfort", "Mulhouse", "Basel", "Frick", "Zurich")),
     ("S8", "trunk", ("Wroclaw", "Sieradz", "Piotrkow Trybunalski", "Warsaw")),
+    ("A4 PL/A1 CZ/D1", "motorway", ("Wroclaw", "Opole", "Gliwice", "Ostrava", "Prerov",
+                                    "Vyskov", "Brno")),
+    ("A1 PL", "motorway", ("Piotrkow Trybunalski", "Czestochowa", "Gliwice")),
 )

@@ -106,6 +106,7 @@ class Vehicle:
         self._events: list[dict[str, Any]] = []
         self._pending_stop = ""
         self.t: float | None = None
+        self.parked_at: float | None = None
         self.battery = rng.uniform(0.6, 1.0)
         self._drain_per_s = rng.uniform(0.005, 0.02) / 3600.0
         if at_hub:
@@ -277,6 +278,7 @@ class Vehicle:
         if nxt is None:
             self.phase = Phase.PARKED
             self.dwell_kind = "parked"
+            self.parked_at = self.t
             return
         self.leg = make_leg(self._rng, here, nxt)
         self.along_m = 0.0
@@ -292,7 +294,7 @@ class Vehicle:
                         origin=here.name, destination=nxt.name,
                         distance_m=round(self.leg.path.length_m),
                         planned_departure=iso(self.t + self._dwell_left_s),
-                        route=self.leg.route.geojson())
+                        temperature_band=self.sensors.band, route=self.leg.route.geojson())
 
     def _depart(self) -> None:
         assert self.t is not None
