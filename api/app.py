@@ -20,9 +20,11 @@ from api import (
     routes_devices,
     routes_owntracks,
     routes_tokens,
+    routes_track,
     routes_webhooks,
     security,
     ws_fleet,
+    ws_track,
 )
 from api.auth import digest
 from api.hub import Hub
@@ -90,7 +92,9 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_tokens.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_owntracks.router)
+    app.include_router(routes_track.router)
     app.include_router(ws_fleet.router)
+    app.include_router(ws_track.router)
     _health_routes(app)
     _pages(app)
     return app

@@ -159,3 +159,55 @@ class WebhookCreated(Webhook):
 class WebhookList(BaseModel):
     items: list[Webhook]
     next_cursor: str | None
+
+
+class Milestone(BaseModel):
+    ts: datetime
+    kind: str
+    source: str
+
+
+class ShipmentException(BaseModel):
+    kind: str
+    reason: str
+    since: datetime
+
+
+class Place(BaseModel):
+    lat: float
+    lon: float
+
+
+class TrackedShipment(BaseModel):
+    """What a tracking token shows: this shipment only. ``last_position`` only while the
+    shipment is under way (picked up, not yet delivered)."""
+
+    id: str
+    reference: str
+    status: str = Field(description="created, picked_up, in_transit, out_for_delivery, "
+                        "delivered")
+    exception: ShipmentException | None = Field(None, description="an open exception")
+    milestones: list[Milestone]
+    eta: datetime | None = None
+    eta_low: datetime | None = None
+    eta_high: datetime | None = None
+    remaining_m: float | None = None
+    at_risk: bool = False
+    promised_by: datetime | None = None
+    delivered_at: datetime | None = None
+    origin: Place | None = None
+    destination: Place | None = None
+    last_position: TrackPoint | None = None
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "id": "shp_01JDX2W5X1", "reference": "ORD-1042", "status": "in_transit",
+        "exception": None, "at_risk": False, "promised_by": "2026-11-26T16:00:00Z",
+        "milestones": [{"ts": "2026-11-26T08:00:00Z", "kind": "created", "source": "manual"},
+                       {"ts": "2026-11-26T09:12:00Z", "kind": "picked_up",
+                        "source": "geofence"}],
+        "eta": "2026-11-26T14:40:00Z", "eta_low": "2026-11-26T14:20:00Z",
+        "eta_high": "2026-11-26T15:05:00Z", "remaining_m": 182000.0,
+        "origin": {"lat": 52.52, "lon": 13.405}, "destination": {"lat": 48.137, "lon": 11.575},
+        "last_position": {"ts": "2026-11-26T10:00:00Z", "lat": 51.34, "lon": 12.37,
+                          "speed": 24.0, "heading": 190.0},
+    }]}}

@@ -53,3 +53,7 @@ CREATE TABLE webhook_cursor (
     id       boolean PRIMARY KEY DEFAULT true CHECK (id),
     last_seq bigint NOT NULL
 );
+
+-- Public tracking looks shipments up by the SHA-256 of the token (shipments: 0003), so
+-- the index compares digests, not the secret itself.
+CREATE INDEX shipments_tracking_token_sha256_idx ON shipments (sha256(tracking_token::bytea));

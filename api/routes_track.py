@@ -1,0 +1,137 @@
+"""Public tracking: ``GET /api/v1/track/{tracking_token}`` (SPEC). No bearer token: the
+tracking token is the credential, and it shows its one shipment only.
+
+- The shipment is looked up by the SHA-256 of the token (an index on the digest), in one
+  query whatever the outcome, and every answer, found or not, takes at least
+  ``TIMING_FLOOR_S``: an unknown token cannot be told from a known one by timing.
+- Unknown, malformed or expired (delivered more than
+  ``SHIPTRACK_TRACKING_DAYS_AFTER_DELIVERY`` ago) tokens: 404.
+- The device's position is shown only while the shipment is under way (picked up, not
+  delivered) and never from before the pickup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from api.errors import ApiError, error_responses
+from api.schemas import Milestone, Place, ShipmentException, TrackedShipment, TrackPoint
+
+router = APIRouter(prefix="/api/v1", tags=["public tracking"])
+
+TIMING_FLOOR_S = 0.03
+TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{1,256}$")
+UNDER_WAY = frozenset(("picked_up", "in_transit", "out_for_delivery"))
+TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's tracking token",
+                                    examples=["kT3v8pQm2xYb7Wn4Zr6Hs1Lc"])]
+
+SHIPMENT_SQL = """
+SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.promised_by,
+       s.eta, s.eta_low, s.eta_high, s.remaining_m, s.at_risk, s.delivered_at,
+       og.geometry AS origin_geometry, dg.geometry AS destination_geometry,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
+                                                     'source', m.source) ORDER BY m.ts, m.id),
+                        '[]'::jsonb)
+          FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
+       (SELECT min(m.ts) FROM shipment_milestones m
+         WHERE m.shipment_id = s.id AND m.kind = 'picked_up') AS picked_up_at,
+       (SELECT jsonb_build_object('kind', x.kind, 'reason', x.reason, 'since', x.since)
+          FROM shipment_exceptions x WHERE x.shipment_id = s.id
+         ORDER BY x.since DESC LIMIT 1) AS exception,
+       d.last_ts, d.lat, d.lon, d.speed, d.heading
+FROM shipments s
+LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
+LEFT JOIN geofences dg ON dg.id = s.destination ->> 'geofence_id'
+LEFT JOIN devices d ON d.device_id = s.device_id
+WHERE sha256(s.tracking_token::bytea) = sha256(%(token)s::bytea)
+  AND (s.status <> 'delivered'
+       OR coalesce(s.delivered_at, s.updated_at) > now() - %(keep)s)
+"""
+
+
+async def find_shipment(pool: AsyncConnectionPool[Any], token: str,
+                        keep: timedelta) -> dict[str, Any] | None:
+    """The shipment row of a tracking token (None: unknown, malformed or expired)."""
+    if not TOKEN_RE.match(token):
+        token = "-"  # the same query all the same: no timing difference
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SHIPMENT_SQL, {"token": token, "keep": keep})
+        row: dict[str, Any] | None = await cur.fetchone()
+    return row
+
+
+def under_way(row: dict[str, Any]) -> bool:
+    return row["status"] in UNDER_WAY
+
+
+def visible_position(row: dict[str, Any]) -> TrackPoint | None:
+    """The device's last fix, if the shipment is under way and the fix is from after the
+    pickup."""
+    if not under_way(row) or row["last_ts"] is None:
+        return None
+    if row["picked_up_at"] is not None and row["last_ts"] < row["picked_up_at"]:
+        return None
+    return TrackPoint(ts=row["last_ts"], lat=row["lat"], lon=row["lon"], speed=row["speed"],
+                      heading=row["heading"])
+
+
+def place(spec: Any, geometry: Any) -> Place | None:
+    """A point for the map: the given lat/lon, or a geofence's representative point."""
+    if isinstance(spec, dict) and isinstance(spec.get("lat"), int | float) \
+            and isinstance(spec.get("lon"), int | float):
+        return Place(lat=spec["lat"], lon=spec["lon"])
+    if isinstance(geometry, dict):
+        try:
+            from shapely.geometry import shape
+
+            point = shape(geometry).representative_point()
+            return Place(lat=point.y, lon=point.x)
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return None
+    return None
+
+
+def public_state(row: dict[str, Any]) -> TrackedShipment:
+    exc = row["exception"]
+    return TrackedShipment(
+        id=row["id"], reference=row["reference"], status=row["status"],
+        exception=ShipmentException(**exc) if exc else None,
+        milestones=[Milestone(**m) for m in row["milestones"]],
+        eta=row["eta"], eta_low=row["eta_low"], eta_high=row["eta_high"],
+        remaining_m=row["remaining_m"], at_risk=row["at_risk"],
+        promised_by=row["promised_by"], delivered_at=row["delivered_at"],
+        origin=place(row["origin"], row["origin_geometry"]),
+        destination=place(row["destination"], row["destination_geometry"]),
+        last_position=visible_position(row),
+    )
+
+
+async def at_least(started: float, floor: float = TIMING_FLOOR_S) -> None:
+    """Sleep until ``floor`` seconds have passed since ``started``."""
+    await asyncio.sleep(max(0.0, started + floor - time.monotonic()))
+
+
+def keep_after_delivery(request_app: Any) -> timedelta:
+    return timedelta(days=request_app.state.settings.tracking_days_after_delivery)
+
+
+@router.get("/track/{tracking_token}", response_model=TrackedShipment,
+            summary="A shipment's state, by its tracking token (public)",
+            responses=error_responses(404, 422))
+async def track(request: Request, tracking_token: TrackingToken) -> TrackedShipment:
+    started = time.monotonic()
+    row = await find_shipment(request.app.state.pool, tracking_token,
+                              keep_after_delivery(request.app))
+    state = public_state(row) if row is not None else None
+    await at_least(started)
+    if state is None:
+        raise ApiError(404, "no shipment for this tracking link")
+    return state

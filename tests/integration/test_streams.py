@@ -1,0 +1,263 @@
+"""The WebSocket streams with real clients against a running server, fed through the
+real broker's live topics: snapshot, deltas, filters, client errors, a stalled client,
+reconnects, and the close on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from shiptrack.config import Settings
+from tests.helpers import free_port, publish, query, running_api, running_ingest, wait_for
+
+TOKEN = "test-admin-token"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def ws_url(base: str, path: str = "/ws/fleet") -> str:
+    return base.replace("http", "ws") + path + (f"?token={TOKEN}" if path == "/ws/fleet" else "")
+
+
+def add_device(db_url: str, device: str, lat: float, lon: float, ts: datetime = NOW) -> None:
+    query(db_url, "INSERT INTO devices (device_id, last_ts, lat, lon, speed, heading)"
+                  " VALUES (%s, %s, %s, %s, 3.0, 90.0) ON CONFLICT (device_id) DO UPDATE"
+                  " SET last_ts = excluded.last_ts, lat = excluded.lat, lon = excluded.lon"
+                  " RETURNING 1", (device, ts, lat, lon))
+
+
+def live(settings: Settings, kind: str, payload: Any) -> tuple[str, bytes]:
+    topic = f"{settings.mqtt_topic_prefix}shiptrack/v1/live/{kind}"
+    return topic, json.dumps(payload).encode()
+
+
+def fix(device: str, lat: float, lon: float, **extra: Any) -> dict[str, Any]:
+    return {"device_id": device, "ts": NOW.isoformat(), "lat": lat, "lon": lon, **extra}
+
+
+async def send_live(settings: Settings, *messages: tuple[str, bytes]) -> None:
+    await asyncio.to_thread(publish, settings.mqtt_url or "", list(messages))
+
+
+async def next_of(ws: ClientConnection, kind: str, wait: float = 5.0) -> dict[str, Any]:
+    """The next message of ``kind``; other kinds are skipped."""
+    async def loop() -> dict[str, Any]:
+        while True:
+            msg = json.loads(await ws.recv())
+            if msg["type"] == kind:
+                return dict(msg)
+    return await asyncio.wait_for(loop(), wait)
+
+
+async def nothing_more(ws: ClientConnection, wait: float = 0.5) -> None:
+    with pytest.raises(TimeoutError):
+        msg = await asyncio.wait_for(ws.recv(), wait)
+        pytest.fail(f"unexpected message {msg!r}")
+
+
+def test_snapshot_deltas_filters_and_client_errors(settings: Settings) -> None:
+    assert settings.database_url
+    add_device(settings.database_url, "a", 1.0, 1.0)
+    add_device(settings.database_url, "b", 10.0, 20.0)
+
+    async def scenario(base: str) -> None:
+        async with websockets.connect(ws_url(base), compression=None) as ws:
+            snap = await next_of(ws, "snapshot")
+            assert [(d["device_id"], d["lat"]) for d in snap["devices"]] == [("a", 1), ("b", 10)]
+            await send_live(settings, live(settings, "positions", [fix("a", 1.5, 1.0),
+                                                                   fix("c", 5.0, 5.0)]))
+            pos = await next_of(ws, "position")
+            assert (pos["device_id"], pos["lat"], "speed" in pos) == (
+                "a", 1.5, False)
+            assert (await next_of(ws, "position"))["device_id"] == "c"
+            event = {"id": "ev1", "type": "geofence.enter", "ts": NOW.isoformat(),
+                     "device_id": "b", "shipment_id": None, "geofence_id": "gf_1", "data": {}}
+            await send_live(settings, live(settings, "events", event))
+            got = await next_of(ws, "event")
+            assert got["event"] == event
+            await send_live(settings, live(settings, "eta", {
+                "shipment_id": "s1", "device_id": "b", "eta": NOW.isoformat(),
+                "eta_low": None, "eta_high": None, "remaining_m": 10.0, "at_risk": False}))
+            eta = await next_of(ws, "eta")
+            assert eta["shipment_id"] == "s1" and eta["remaining_m"] == 10.0
+
+            for bad in ["not json", "[1, 2]", '{"type": "subscribe", "bbox": [1, 2]}',
+                        '{"type": "subscribe", "bbox": [0, 50, 10, 40]}',
+                        '{"type": "subscribe", "devices": "a"}', '{"type": "dance"}',
+                        '{"no": "type"}', b"\x00binary"]:
+                await ws.send(bad)
+                err = await next_of(ws, "error")
+                assert err["error"]["code"] == "bad_message", bad
+            await ws.send('{"type": "ping"}')
+            await next_of(ws, "pong")
+
+            await ws.send(json.dumps({"type": "subscribe", "devices": ["b"]}))
+            snap = await next_of(ws, "snapshot")
+            assert [d["device_id"] for d in snap["devices"]] == ["b"]
+            await send_live(settings,
+                            live(settings, "positions", [fix("a", 2.0, 1.0), fix("b", 11, 20)]),
+                            live(settings, "events", {**event, "id": "ev2", "device_id": "a"}))
+            pos = await next_of(ws, "position")
+            assert pos["device_id"] == "b" and pos["lat"] == 11
+            await nothing_more(ws)  # a's position and a's event are filtered out
+
+            await ws.send(json.dumps({"type": "subscribe", "bbox": [0, 0, 3, 3]}))
+            snap = await next_of(ws, "snapshot")
+            assert [d["device_id"] for d in snap["devices"]] == ["a"]
+            await send_live(settings, live(settings, "positions", [
+                fix("b", 12, 20), fix("a", 2.5, 1.0), fix("b", 2, 2)]))
+            got = [await next_of(ws, "position") for _ in range(2)]
+            assert [(p["device_id"], p["lat"]) for p in got] == [("a", 2.5), ("b", 2)]
+
+            await ws.send(json.dumps({"type": "subscribe"}))  # no narrowing: everything again
+            assert len((await next_of(ws, "snapshot"))["devices"]) == 2
+
+    with running_api(settings) as base:
+        asyncio.run(scenario(base))
+
+
+def metric(base: str, name: str) -> float:
+    text = httpx.get(base + "/metrics").text
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def test_a_stalled_client_never_delays_the_others(settings: Settings) -> None:
+    """One client never reads; three others get every message within a second, and the
+    stalled one is closed with 4008 once it has been behind for stall_s."""
+    stall = settings.model_copy(update={"ws_stall_seconds": 1.5})
+    count, pad = 700, "x" * 16_000  # ~11 MB: more than the socket buffers hold
+
+    async def reader(base: str, got: list[float], ready: asyncio.Event) -> None:
+        async with websockets.connect(ws_url(base), compression=None,
+                                      max_size=2**24) as ws:
+            await next_of(ws, "snapshot")
+            ready.set()
+            while len(got) < count:
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "position":
+                    got.append(time.time() - msg["sensors"]["sent"])
+
+    async def scenario(base: str) -> None:
+        closed_before = metric(base, 'shiptrack_ws_closed_total{code="4008"}')
+        sock = socket.socket()  # a bounded receive buffer (set before connecting)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        sock.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        staller = await websockets.connect(ws_url(base), compression=None, sock=sock,
+                                           max_queue=4, max_size=2**24)
+        latencies: list[list[float]] = [[], [], []]
+        readies = [asyncio.Event() for _ in latencies]
+        readers = [asyncio.create_task(reader(base, got, ok))
+                   for got, ok in zip(latencies, readies, strict=True)]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 10)
+        for i in range(0, count, 50):
+            batch = [live(settings, "positions", [fix(f"d{j}", 1.0, 1.0, sensors={
+                "sent": time.time(), "pad": pad})]) for j in range(i, i + 50)]
+            await send_live(settings, *batch)
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(asyncio.gather(*readers), 30)
+        for got in latencies:
+            assert len(got) == count
+            assert max(got) < 1.0, f"slowest delivery {max(got):.3f} s"
+        await asyncio.to_thread(wait_for, lambda: metric(
+            base, 'shiptrack_ws_closed_total{code="4008"}') >= closed_before + 1, 10)
+        code = None  # it reads again: what was sent, then the close frame
+        try:
+            async with asyncio.timeout(20):
+                async for _ in staller:
+                    pass
+        except websockets.ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+        code = code or (staller.close_code)
+        assert code == 4008, code
+
+    with running_api(stall) as base:
+        asyncio.run(scenario(base))
+
+
+def test_reconnect_gets_a_fresh_snapshot(settings: Settings) -> None:
+    """Through real ingest: a client reconnecting, also to a restarted API, starts from
+    a snapshot of where the devices are now."""
+    assert settings.database_url and settings.mqtt_url
+    prefix = settings.mqtt_topic_prefix
+
+    def position(device: str, sec: int, lat: float) -> tuple[str, bytes]:
+        ts = (NOW - timedelta(minutes=5) + timedelta(seconds=sec)).isoformat()
+        return (f"{prefix}shiptrack/v1/devices/{device}/position",
+                json.dumps({"ts": ts, "lat": lat, "lon": 8.0}).encode())
+
+    async def first(base: str) -> None:
+        async with websockets.connect(ws_url(base), compression=None) as ws:
+            assert (await next_of(ws, "snapshot"))["devices"] == []
+            await asyncio.to_thread(publish, settings.mqtt_url or "", [position("r1", 1, 50.0)])
+            assert (await next_of(ws, "position"))["lat"] == 50.0
+        await asyncio.to_thread(publish, settings.mqtt_url or "", [position("r1", 20, 50.001)])
+        await asyncio.to_thread(wait_for, lambda: query(
+            settings.database_url or "", "SELECT lat FROM devices")[0][0] == 50.001)
+
+    async def again(base: str, lat: float, sec: int, lat2: float) -> None:
+        async with websockets.connect(ws_url(base), compression=None) as ws:
+            snap = await next_of(ws, "snapshot")
+            assert [(d["device_id"], d["lat"]) for d in snap["devices"]] == [("r1", lat)]
+            await asyncio.to_thread(publish, settings.mqtt_url or "", [position("r1", sec, lat2)])
+            while (await next_of(ws, "position"))["lat"] != lat2:
+                pass  # the live copy of the fix the snapshot already had may come late
+
+    with running_ingest(settings):
+        with running_api(settings) as base:
+            asyncio.run(first(base))
+            asyncio.run(again(base, 50.001, 40, 50.002))
+        with running_api(settings) as base:  # the API restarted
+            asyncio.run(again(base, 50.002, 60, 50.003))
+
+
+def test_shutdown_closes_streams_with_1001(settings: Settings, tmp_path: Any) -> None:
+    """``shiptrack api`` on SIGTERM: every stream client gets close code 1001."""
+    port = free_port()
+    env = {**os.environ, "SHIPTRACK_DATABASE_URL": settings.database_url or "",
+           "SHIPTRACK_MQTT_URL": settings.mqtt_url or "", "SHIPTRACK_HTTP_PORT": str(port),
+           "SHIPTRACK_ADMIN_TOKEN": TOKEN, "SHIPTRACK_DATA_DIR": str(tmp_path),
+           "SHIPTRACK_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "shiptrack", "api"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(base + "/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for(up, timeout=20, interval=0.1)
+
+        async def scenario() -> list[int | None]:
+            clients = [await websockets.connect(ws_url(base), compression=None)
+                       for _ in range(3)]
+            for ws in clients:
+                await next_of(ws, "snapshot")
+            proc.send_signal(signal.SIGTERM)
+            codes = []
+            for ws in clients:
+                await asyncio.wait_for(ws.wait_closed(), 10)
+                codes.append(ws.close_code)
+            return codes
+
+        assert asyncio.run(scenario()) == [1001, 1001, 1001]
+        assert proc.wait(timeout=15) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
