@@ -56,4 +56,9 @@ CREATE TABLE webhook_cursor (
 
 -- Public tracking looks shipments up by the SHA-256 of the token (shipments: 0003), so
 -- the index compares digests, not the secret itself.
-CREATE INDEX shipments_tracking_token_sha256_idx ON shipments (sha256(tracking_token::bytea));
+DO $$ BEGIN
+    IF to_regclass('shipments') IS NOT NULL THEN
+        CREATE INDEX shipments_tracking_token_sha256_idx
+            ON shipments (sha256(tracking_token::bytea));
+    END IF;
+END $$;
