@@ -17,11 +17,12 @@ a fault on or off never changes where the trucks drive.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.truth import TruthLog
+from simulator.truth import TruthLog, iso
 
 MALFORMED_KINDS = ("not_json", "truncated", "missing_lat", "lat_out_of_range", "bad_ts")
 Encode = Callable[[Any], bytes]
@@ -61,6 +62,7 @@ class FaultInjector:
         self._offline_since: float | None = None
         self._offline_until = 0.0
         self._buffer: list[Any] = []
+        self.chances: Counter[str] = Counter()  # opportunities per fault, for its rate
 
     @property
     def offline(self) -> bool:
@@ -68,6 +70,7 @@ class FaultInjector:
 
     def reboots(self, t: float) -> bool:
         """Whether the device reboots instead of taking the fix due at ``t``."""
+        self.chances["reboot"] += 1
         if self.config.reboot_rate and self._rng.random() < self.config.reboot_rate:
             self._truth.add("reboot", self.device_id, t)
             return True
@@ -82,6 +85,8 @@ class FaultInjector:
         if batch is None:
             return []
         message = encode(batch)
+        self.chances["malformed"] += 1
+        self.chances["duplicate"] += 1
         if self.config.malformed_rate and self._rng.random() < self.config.malformed_rate:
             kind = self._rng.choice(MALFORMED_KINDS)
             message = self._malform(kind, batch, message, encode)
@@ -99,10 +104,11 @@ class FaultInjector:
                 return None
             batch, self._buffer = self._buffer, []
             self._rng.shuffle(batch)
-            self._truth.add("offline", self.device_id, self._offline_since, end=t,
+            self._truth.add("offline", self.device_id, self._offline_since, end=iso(t),
                             duration_s=round(t - self._offline_since, 1), buffered=len(batch))
             self._offline_since = None
             return batch
+        self.chances["offline"] += 1
         if self.config.offline_rate and self._rng.random() < self.config.offline_rate:
             self._offline_since = t
             self._offline_until = t + self._rng.uniform(*self.config.offline_s)
