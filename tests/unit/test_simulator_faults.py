@@ -10,6 +10,7 @@ import json
 import math
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -83,7 +84,7 @@ def test_clock_skew_share_of_devices(chaos: tuple[Fleet, Any]) -> None:
 
 def test_duplicates_are_identical_messages_back_to_back(chaos: tuple[Fleet, Any]) -> None:
     fleet, sent = chaos
-    repeats = sum(1 for (_, a), (_, b) in zip(sent, sent[1:], strict=False) if a == b)
+    repeats = sum(1 for (_, a), (_, b) in pairwise(sent) if a == b)
     assert repeats == count(fleet, "duplicate")
 
 
@@ -132,7 +133,7 @@ def test_reboots_restart_the_sequence(chaos: tuple[Fleet, Any]) -> None:
     resets = 0
     for by_ts in fixes.values():
         seqs = [by_ts[ts] for ts in sorted(by_ts)]
-        resets += sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b <= a)
+        resets += sum(1 for a, b in pairwise(seqs) if b <= a)
     reboots = count(fleet, "reboot")
     # not quite all show: two reboots in a row make one reset, one before the first fix none
     assert 0.95 * reboots <= resets <= reboots
