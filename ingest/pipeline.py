@@ -1,16 +1,20 @@
 """The data path of ingest, one batch at a time:
 
-    broker messages -> decode (by topic) -> outliers / live position -> store (one
-    transaction) -> ack to the broker -> republish the live fixes
+    broker messages -> decode (by topic) -> outliers / live position -> tracking
+    (geofences, milestones, exceptions) -> store (one transaction: positions, devices,
+    dead letters, events, tracking state) -> ack to the broker -> republish the live
+    fixes and the new events
 
 Decoding is pure; ``Pipeline.process`` owns the order of the side effects, so that a
-message is acknowledged only once what it carried is committed.
+message is acknowledged only once what it carried is committed, and an event is
+published only once it is stored.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
@@ -20,19 +24,29 @@ from ingest import metrics
 from ingest.mqtt_source import Inbound, MqttSource
 from ingest.outliers import LastFix, advance
 from ingest.store import PositionStore
+from ingest.tracking import Outcome, Tracker, TrackingConfig
+from ingest.tracking_store import Caches, TrackingStore, Written
 from shiptrack.config import Settings
 from shiptrack.decode import Decoded, decode_position
+from shiptrack.events import Event, encode_events
 from shiptrack.fix import Fix
 from shiptrack.owntracks import decode_owntracks
-from shiptrack.topics import LIVE_POSITIONS, route_topic
+from shiptrack.scans import Scan, decode_scans
+from shiptrack.topics import LIVE_EVENTS, LIVE_POSITIONS, route_topic
 
 log = logging.getLogger("shiptrack.ingest")
 _encoder = msgspec.json.Encoder()
 
 
-def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int, now: datetime) -> Decoded:
+@dataclass(slots=True)
+class DecodedBatch(Decoded):
+    scans: list[Scan] = field(default_factory=list)
+
+
+def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int,
+                 now: datetime) -> DecodedBatch:
     """Every message of a batch, routed by its topic; bad input becomes rejections."""
-    out = Decoded()
+    out = DecodedBatch()
     for m in batch:
         route = route_topic(m.topic, prefix)
         if not route.valid:
@@ -44,6 +58,11 @@ def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int, now: datetim
             part = decode_position(route.device_id, m.topic, m.payload, now, max_bytes)
         elif route.kind == "owntracks":
             part = decode_owntracks(route.device_id, m.topic, m.payload, now, max_bytes)
+        elif route.kind == "scan":
+            scans = decode_scans(route.device_id, m.topic, m.payload, now, max_bytes)
+            out.scans.extend(scans.scans)
+            out.rejections.extend(scans.rejections)
+            continue
         else:
             out.reject("unsupported_topic", f"{route.kind} messages are not handled yet",
                        m.topic, m.payload)
@@ -69,17 +88,26 @@ class Pipeline:
         self.store: PositionStore | None = None
         self.last: dict[str, LastFix] = {}
         self.max_speed_mps = settings.max_speed_kmh / 3.6
+        self.tracker = Tracker(TrackingConfig.from_settings(settings))
+        self.tracking: TrackingStore | None = None
+        self._caches = Caches()
 
     def connect(self) -> PositionStore:
         if self.store is None:
             conn = psycopg.connect(self.database_url, connect_timeout=5)
             self.store = PositionStore(conn)
+            self.tracking = TrackingStore(
+                conn, self.tracker, self._caches, self.settings.route_corridor_m,
+                self.settings.sensor_excursion_s, self.settings.tracking_reload_s)
+            self.tracking.refresh(force=True)
         return self.store
 
     def close(self) -> None:
         if self.store is not None:
             self.store.conn.close()
             self.store = None
+            self.tracking = None
+            self.tracker.reset_states()  # reloaded from what was committed
 
     def process(self, batch: list[Inbound]) -> None:
         """Decode, store in one transaction, ack, publish. A batch the database refuses
@@ -111,25 +139,80 @@ class Pipeline:
 
     def _process(self, batch: list[Inbound]) -> None:
         store = self.connect()
+        tracking = self._tracking()
+        tracking.refresh()
         metrics.RECEIVED.inc(len(batch))
+        now = datetime.now(UTC)
         decoded = decode_batch(
-            batch, self.settings.mqtt_topic_prefix, self.settings.max_payload_bytes,
-            datetime.now(UTC),
+            batch, self.settings.mqtt_topic_prefix, self.settings.max_payload_bytes, now,
         )
         unknown = {f.device_id for f in decoded.fixes} - self.last.keys()
         if unknown:
             self.last.update(store.load_last(unknown))
         live, moved = advance(decoded.fixes, self.last, self.max_speed_mps)
+        outcome = self._track(tracking, live, decoded.scans, now)
+        decoded.rejections.extend(outcome.rejections)
+        written: list[Written] = []
         started = time.perf_counter()
-        result = store.write(decoded.fixes, live, decoded.rejections)
+        result = store.write(decoded.fixes, live, decoded.rejections,
+                             within=lambda: written.append(tracking.write(outcome)))
         committed = time.time()
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         self.last.update(moved)
+        self.tracker.commit(outcome, written[0].applied)
         self.source.ack(batch)
         self._count(batch, decoded, result.inserted, result.duplicates, committed)
         if live:
             self.source.publish(self.settings.mqtt_topic_prefix + LIVE_POSITIONS,
                                 live_message(live))
+        self._publish_events(written[0].events)
+
+    def _track(self, tracking: TrackingStore, live: list[Fix], scans: list[Scan],
+               now: datetime) -> Outcome:
+        """The tracker's outcome; a bug in it costs the batch its events, never the
+        positions (database errors propagate like the store's own)."""
+        try:
+            return self.tracker.process(tracking, live, scans, now)
+        except psycopg.Error:
+            raise
+        except Exception:
+            log.exception("tracking failed on a batch of %d fixes; its events are lost",
+                          len(live))
+            self.tracker.reset_states()
+            return Outcome()
+
+    def _tracking(self) -> TrackingStore:
+        self.connect()
+        assert self.tracking is not None
+        return self.tracking
+
+    def _publish_events(self, events: list[Event]) -> None:
+        if events:
+            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_EVENTS,
+                                encode_events(events))
+
+    def sweep(self) -> None:
+        """The periodic part of tracking: notice geofence/shipment changes, and send
+        ``device.offline`` for live devices silent for ``SHIPTRACK_OFFLINE_AFTER_S``.
+        Raises only transient database errors (like ``process``)."""
+        try:
+            store, tracking = self.connect(), self._tracking()
+            tracking.refresh()
+            now = datetime.now(UTC)
+            silent = tracking.offline_candidates(now - self.tracker.config.offline_after)
+            if not silent:
+                return
+            outcome: Outcome = self.tracker.sweep(tracking, silent, now)
+            with store.conn.transaction():
+                written = tracking.write(outcome)
+        except psycopg.Error as exc:
+            self.close()
+            if is_transient(exc):
+                raise
+            log.error("tracking sweep failed: %s", exc)
+            return
+        self.tracker.commit(outcome, written.applied)
+        self._publish_events(written.events)
 
     def _count(
         self, batch: list[Inbound], decoded: Decoded, inserted: int, duplicates: int,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from tenacity import (
     Retrying,
@@ -24,14 +25,14 @@ from ingest.pipeline import Pipeline, is_transient
 from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
-from shiptrack.topics import OWNTRACKS_FILTER, POSITION_FILTER
+from shiptrack.topics import OWNTRACKS_FILTER, POSITION_FILTER, SCAN_FILTER
 
 log = logging.getLogger("shiptrack.ingest")
 
 
 def subscriptions(settings: Settings) -> list[str]:
     prefix = settings.mqtt_topic_prefix
-    filters = [prefix + POSITION_FILTER, prefix + OWNTRACKS_FILTER]
+    filters = [prefix + POSITION_FILTER, prefix + OWNTRACKS_FILTER, prefix + SCAN_FILTER]
     if settings.mqtt_shared_group:
         filters = [f"$share/{settings.mqtt_shared_group}/{f}" for f in filters]
     return filters
@@ -60,12 +61,19 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
         before_sleep=before_sleep_log(log, logging.WARNING),
         reraise=True,
     )
+    next_sweep = 0.0
     try:
         while not stop.is_set():
             batch = source.next_batch(settings.ingest_batch_size, settings.ingest_batch_ms / 1000)
             if ready is not None and source.subscribed.is_set():
                 ready.set()
             metrics.INBOX.set(source.pending())
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + settings.tracking_sweep_s
+                try:
+                    pipeline.sweep()
+                except Exception as exc:  # the database is away: the batch path retries
+                    log.warning("tracking sweep skipped: %s", exc)
             if not batch:
                 continue
             try:

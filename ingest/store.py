@@ -6,7 +6,7 @@ returns, so a crash anywhere before loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -86,7 +86,9 @@ class PositionStore:
         live: list[Fix],
         rejections: list[Rejection],
         source: str = "mqtt",
+        within: Callable[[], object] | None = None,
     ) -> WriteResult:
+        """``within``: more writes of the caller, in the same transaction (tracking)."""
         inserted = 0
         with self.conn.transaction():
             if fixes:
@@ -94,6 +96,8 @@ class PositionStore:
                 self._write_devices(fixes, live)
             if rejections:
                 self._write_dead_letters(rejections, source)
+            if within is not None:
+                within()
         self._months.update(month_start(f.ts) for f in fixes)
         return WriteResult(inserted=inserted, duplicates=len(fixes) - inserted)
 

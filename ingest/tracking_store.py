@@ -1,0 +1,219 @@
+"""The database side of tracking, on ingest's connection: loading geofences, active
+shipments and device states; writing an ``Outcome`` inside the batch's transaction;
+noticing changes made through the API without a restart.
+
+Changes are noticed by polling ``tracking_versions`` (bumped by a trigger on geofences
+and by the API on shipment writes) every ``SHIPTRACK_TRACKING_RELOAD_S``: one tiny
+query, never per fix. Parsed fences and route corridors are cached across reloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ingest.fence_index import Fence, FenceIndex, shape_frame
+from ingest.tracking import (
+    Area,
+    DeviceState,
+    MilestoneOp,
+    Outcome,
+    ShipmentTrack,
+    Tracker,
+    decode_state,
+    encode_state,
+)
+from shiptrack.db import tracking_sql as q
+from shiptrack.events import Event
+from shiptrack.geofences import GeofenceError, corridor_shape, parse_feature
+from shiptrack.shipments import ShipmentError, parse_limits
+
+log = logging.getLogger("shiptrack.ingest")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class Written:
+    events: list[Event] = field(default_factory=list)  # newly stored, in order
+    applied: set[tuple[str, str, datetime]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class Caches:
+    fences: dict[tuple[str, datetime], Fence] = field(default_factory=dict)
+    corridors: dict[tuple[str, str, float], Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    checked: float = 0.0
+
+
+def area_from(raw: Any, key: str) -> Area | None:
+    if not isinstance(raw, dict):
+        return None
+    if raw.get("geofence_id"):
+        return Area(key=key, fence_id=str(raw["geofence_id"]))
+    try:
+        return Area(key=key, lat=float(raw["lat"]), lon=float(raw["lon"]),
+                    radius_m=float(raw["radius_m"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class TrackingStore:
+    """Implements ``ingest.tracking.StateSource`` on a (non-autocommit) connection; every
+    read commits, so that ``write`` can run in the caller's own transaction."""
+
+    def __init__(self, conn: Conn, tracker: Tracker, caches: Caches,
+                 corridor_m: float, excursion_s: float, reload_s: float) -> None:
+        self.conn = conn
+        self.tracker = tracker
+        self.caches = caches
+        self.corridor_m = corridor_m
+        self.excursion_s = excursion_s
+        self.reload_s = reload_s
+
+    # reads ---------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        finally:
+            self.conn.commit()
+
+    def load_states(self, device_ids: list[str]) -> dict[str, DeviceState]:
+        states = {}
+        for device_id, raw in self._rows(q.LOAD_STATES, (device_ids,)):
+            try:
+                states[str(device_id)] = decode_state(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                log.warning("tracking state of %s is unreadable; starting afresh", device_id)
+        return states
+
+    def known_references(self, refs: list[str]) -> set[str]:
+        return {str(r[0]) for r in self._rows(q.KNOWN_REFERENCES, (refs,))}
+
+    def offline_candidates(self, cutoff: datetime, limit: int = 1000) -> list[tuple[str,
+                                                                                     datetime]]:
+        return [(str(d), ts) for d, ts in self._rows(q.OFFLINE_CANDIDATES, (cutoff, limit))]
+
+    # reloads -------------------------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload what changed since the last look (at most every ``reload_s``)."""
+        now = time.monotonic()
+        if not force and not self.tracker.stale and now - self.caches.checked < self.reload_s:
+            return
+        self.caches.checked = now
+        versions = {str(n): int(v) for n, v in self._rows(q.VERSIONS)}
+        known = self.caches.versions
+        fences = force or versions.get("geofences") != known.get("geofences")
+        shipments = fences or self.tracker.stale or versions.get("shipments") != known.get(
+            "shipments")
+        if fences:
+            self.tracker.set_fences(self.load_fences())
+        if shipments:
+            self.tracker.set_shipments(self.load_shipments())
+        self.caches.versions = versions
+
+    def load_fences(self) -> FenceIndex:
+        fences, cache = [], {}
+        for fid, name, geometry, properties, updated in self._rows(q.LOAD_FENCES):
+            key = (str(fid), updated)
+            fence = self.caches.fences.get(key)
+            if fence is None:
+                try:
+                    spec = parse_feature({"type": "Feature", "geometry": geometry,
+                                          "properties": properties})
+                except GeofenceError as exc:
+                    log.warning("geofence %s is not usable (%s); skipped", fid, exc)
+                    continue
+                fence = Fence(str(fid), str(name), spec)
+            cache[key] = fence
+            fences.append(fence)
+        self.caches.fences = cache
+        log.info("geofences loaded: %d", len(fences))
+        return FenceIndex(fences)
+
+    def load_shipments(self) -> list[ShipmentTrack]:
+        out, corridors = [], {}
+        for row in self._rows(q.LOAD_ACTIVE_SHIPMENTS):
+            sid, ref, device, status, origin, destination, route, width, limits, last = row
+            o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
+                                                                 f"{sid}:destination")
+            if o is None or d is None:
+                log.warning("shipment %s has no usable origin/destination; skipped", sid)
+                continue
+            try:
+                parsed = parse_limits(limits or {}, self.excursion_s)
+            except ShipmentError as exc:
+                log.warning("shipment %s: sensor limits ignored (%s)", sid, exc)
+                parsed = {}
+            ship = ShipmentTrack(id=str(sid), reference=str(ref), device_id=str(device),
+                                 status=str(status), origin=o, destination=d, limits=parsed,
+                                 last_ts=last)
+            if isinstance(route, dict):
+                key = (str(sid), msgspec.json.encode(route).decode(),
+                       float(width or self.corridor_m))
+                ship.corridor = self.caches.corridors.get(key) or self._corridor(sid, route,
+                                                                                 key[2])
+                corridors[key] = ship.corridor
+            out.append(ship)
+        self.caches.corridors = corridors
+        return out
+
+    def _corridor(self, sid: str, route: dict[str, Any], width: float) -> Any:
+        try:
+            return shape_frame(corridor_shape(route.get("coordinates"), width).geometry)
+        except GeofenceError as exc:
+            log.warning("shipment %s: route corridor unusable (%s)", sid, exc)
+            return None
+
+    # writes (inside the caller's transaction) ------------------------------------------------
+
+    def write(self, outcome: Outcome) -> Written:
+        written = Written()
+        if outcome.empty():
+            return written
+        events: list[Event] = []
+        with self.conn.cursor() as cur:
+            for item in outcome.items:
+                if isinstance(item, MilestoneOp):
+                    if self._milestone(cur, item):
+                        written.applied.add((item.shipment_id, item.kind, item.ts))
+                        events.append(item.event)
+                else:
+                    events.append(item)
+            if events:
+                cur.execute(q.INSERT_EVENTS, _event_arrays(events))
+                stored = {str(r[0]) for r in cur.fetchall()}
+                written.events = [e for e in events if e.id in stored]
+            for op in outcome.exceptions:
+                params = {"shipment_id": op.shipment_id, "kind": op.kind, "since": op.since,
+                          "reason": op.reason, "data": Jsonb(op.data)}
+                cur.execute(q.OPEN_EXCEPTION if op.open else q.CLOSE_EXCEPTION, params)
+            if outcome.states:
+                cur.executemany(q.UPSERT_STATE, [
+                    (d, encode_state(s).decode(), s.live, s.offline)
+                    for d, s in sorted(outcome.states.items())])
+        return written
+
+    def _milestone(self, cur: psycopg.Cursor[tuple[Any, ...]], op: MilestoneOp) -> bool:
+        cur.execute(q.RECORD_MILESTONE, {
+            "shipment_id": op.shipment_id, "kind": op.kind, "ts": op.ts, "source": op.source,
+            "data": Jsonb(op.data), "is_status": op.kind != "hub"})
+        return cur.fetchone() is not None
+
+
+def _event_arrays(events: list[Event]) -> tuple[list[Any], ...]:
+    return (
+        [e.id for e in events], [e.ts for e in events], [e.type for e in events],
+        [e.device_id for e in events], [e.shipment_id for e in events],
+        [e.geofence_id for e in events],
+        [Jsonb(e.data) for e in events],
+    )

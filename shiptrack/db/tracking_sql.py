@@ -1,0 +1,91 @@
+"""Named SQL of tracking, shared by ingest (sync psycopg) and the API (async): the writes
+that must behave the same whoever makes them.
+
+- A milestone is recorded only if it moves the shipment forward (statuses) or the
+  shipment is not delivered (hub scans), in one statement with the status change, so
+  that ingest and the API racing on one shipment can never move it backwards or record a
+  milestone twice; ``RETURNING`` says whether it happened (and so whether its event is
+  stored).
+- Events are inserted in the given order (``seq``) and a duplicate ``id`` is dropped.
+"""
+
+from __future__ import annotations
+
+RECORD_MILESTONE = """
+WITH moved AS (
+    UPDATE shipments
+       SET status = CASE WHEN %(is_status)s THEN %(kind)s ELSE status END,
+           delivered_at = CASE WHEN %(is_status)s AND %(kind)s = 'delivered'
+                               THEN %(ts)s ELSE delivered_at END,
+           updated_at = now()
+     WHERE id = %(shipment_id)s
+       AND CASE WHEN %(is_status)s
+                THEN shiptrack_status_rank(status) < shiptrack_status_rank(%(kind)s)
+                ELSE status <> 'delivered' END
+    RETURNING id
+)
+INSERT INTO shipment_milestones (shipment_id, kind, ts, source, data)
+SELECT id, %(kind)s, %(ts)s, %(source)s, %(data)s FROM moved
+ON CONFLICT DO NOTHING
+RETURNING shipment_id
+"""
+
+INSERT_EVENTS = """
+INSERT INTO events (id, ts, type, device_id, shipment_id, geofence_id, data)
+SELECT e.id, e.ts, e.type, e.device_id, e.shipment_id, e.geofence_id, e.data
+FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
+            %s::jsonb[]) WITH ORDINALITY
+     AS e (id, ts, type, device_id, shipment_id, geofence_id, data, n)
+ORDER BY e.n
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+OPEN_EXCEPTION = """
+INSERT INTO shipment_exceptions (shipment_id, kind, since, reason, data)
+SELECT %(shipment_id)s, %(kind)s, %(since)s, %(reason)s, %(data)s
+WHERE EXISTS (SELECT 1 FROM shipments WHERE id = %(shipment_id)s)
+ON CONFLICT (shipment_id, kind) DO UPDATE SET reason = excluded.reason, data = excluded.data
+"""
+
+CLOSE_EXCEPTION = """
+DELETE FROM shipment_exceptions WHERE shipment_id = %(shipment_id)s AND kind = %(kind)s
+"""
+
+BUMP_VERSION = "SELECT shiptrack_bump_version(%s)"
+VERSIONS = "SELECT name, version FROM tracking_versions"
+
+LOAD_FENCES = "SELECT id, name, geometry, properties, updated_at FROM geofences ORDER BY id"
+
+LOAD_ACTIVE_SHIPMENTS = """
+SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.route,
+       s.route_corridor_m, s.sensor_limits,
+       (SELECT max(m.ts) FROM shipment_milestones m WHERE m.shipment_id = s.id) AS last_ts
+FROM shipments s
+WHERE s.status <> 'delivered'
+ORDER BY s.id
+"""
+
+KNOWN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%s)"
+
+LOAD_STATES = "SELECT device_id, state FROM device_tracking WHERE device_id = ANY(%s)"
+
+UPSERT_STATE = """
+INSERT INTO device_tracking (device_id, state, live, offline, updated_at)
+VALUES (%s, %s::jsonb, %s, %s, now())
+ON CONFLICT (device_id) DO UPDATE SET
+    state = excluded.state, live = excluded.live, offline = excluded.offline,
+    updated_at = now()
+"""
+
+OFFLINE_CANDIDATES = """
+SELECT t.device_id, d.last_ts
+FROM device_tracking t JOIN devices d USING (device_id)
+WHERE t.live AND NOT t.offline AND d.last_ts < %s
+ORDER BY t.device_id
+LIMIT %s
+"""
+
+DEAD_LETTER = """
+INSERT INTO dead_letters (source, topic, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)
+"""

@@ -1,0 +1,93 @@
+"""Scans from barcode/RFID readers (SPEC): ``shiptrack/v1/scanners/{scanner_id}/scan`` with
+``{"ts", "shipment_ref", "lat"?, "lon"?, "kind": "pickup|hub|delivery"}`` (an object or
+an array of them). Pure validation; a scan becomes a milestone of the shipment whose
+``reference`` it names (ingest/tracking.py), an unknown reference a dead letter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from shiptrack.decode import MAX_RAW_KEPT, Invalid, load_json, parse_ts
+from shiptrack.fix import Rejection
+from shiptrack.shipments import SCAN_KINDS
+
+MAX_REF = 200
+
+
+class Scan(msgspec.Struct, kw_only=True):
+    scanner_id: str
+    ts: datetime
+    shipment_ref: str
+    kind: str  # pickup | hub | delivery
+    lat: float | None = None
+    lon: float | None = None
+    topic: str = ""
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class DecodedScans:
+    scans: list[Scan] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _coordinate(obj: dict[str, Any], key: str, bound: float) -> float | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid("bad_type", f"{key} must be a number")
+    if not -bound <= float(value) <= bound:
+        raise Invalid("out_of_range", f"{key} {value} is outside -{bound:g}..{bound:g}")
+    return float(value)
+
+
+def validate_scan(scanner_id: str, obj: Any, now: datetime) -> Scan:
+    if not isinstance(obj, dict):
+        raise Invalid("not_object", "each scan must be a JSON object")
+    if "ts" not in obj:
+        raise Invalid("missing_field", "ts is required")
+    ts = parse_ts(obj["ts"], now)
+    ref = obj.get("shipment_ref")
+    if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_REF:
+        raise Invalid("missing_field", f"shipment_ref is required: a string of 1-{MAX_REF}")
+    kind = obj.get("kind")
+    if kind not in SCAN_KINDS:
+        raise Invalid("bad_scan_kind", f"kind must be one of {', '.join(SCAN_KINDS)}")
+    lat, lon = _coordinate(obj, "lat", 90.0), _coordinate(obj, "lon", 180.0)
+    if (lat is None) != (lon is None):
+        raise Invalid("missing_field", "give both lat and lon, or neither")
+    return Scan(scanner_id=scanner_id, ts=ts, shipment_ref=ref.strip(), kind=str(kind),
+                lat=lat, lon=lon)
+
+
+def decode_scans(scanner_id: str, topic: str, payload: bytes, now: datetime,
+                 max_bytes: int) -> DecodedScans:
+    out = DecodedScans()
+    try:
+        items = load_json(payload, max_bytes)
+    except Invalid as exc:
+        out.rejections.append(Rejection(reason=exc.reason, detail=str(exc), topic=topic,
+                                        payload=payload[:MAX_RAW_KEPT]))
+        return out
+    if not isinstance(items, list | dict):
+        out.rejections.append(Rejection(reason="not_object", detail="payload must be a JSON "
+                                        "object or array", topic=topic,
+                                        payload=payload[:MAX_RAW_KEPT]))
+        return out
+    for item in items if isinstance(items, list) else [items]:
+        raw = msgspec.json.encode(item) if isinstance(items, list) else payload
+        try:
+            scan = validate_scan(scanner_id, item, now)
+        except Invalid as exc:
+            out.rejections.append(Rejection(reason=exc.reason, detail=str(exc), topic=topic,
+                                            payload=raw[:MAX_RAW_KEPT]))
+            continue
+        scan.topic, scan.payload = topic, raw[:MAX_RAW_KEPT]
+        out.scans.append(scan)
+    return out
