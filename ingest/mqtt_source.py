@@ -140,14 +140,15 @@ class MqttSource:
         return len(self._inbox)
 
     def next_batch(self, max_items: int, max_wait_s: float, idle_s: float = 0.5) -> list[Inbound]:
-        """Up to ``max_items`` messages; waits ``max_wait_s`` after the first one arrives
-        for more to fill the batch. Empty after ``idle_s`` with nothing."""
+        """Up to ``max_items`` messages, once the oldest waiting one has waited
+        ``max_wait_s`` (time spent while the previous batch was being stored counts).
+        Empty after ``idle_s`` with nothing."""
         if not self._inbox:
             self._wakeup.clear()
             if not self._inbox and not self._wakeup.wait(idle_s):
                 return []
-        deadline = time.monotonic() + max_wait_s
-        while len(self._inbox) < max_items and time.monotonic() < deadline:
+        deadline = self._inbox[0].received + max_wait_s
+        while len(self._inbox) < max_items and time.time() < deadline:
             time.sleep(min(0.002, max_wait_s))
         batch: list[Inbound] = []
         inbox = self._inbox

@@ -226,6 +226,8 @@ class Pipeline:
             metrics.REJECTED.labels(r.reason).inc()
             log.debug("rejected input on %s: %s (%s)", r.topic, r.detail, r.reason)
         metrics.LAG_SECONDS.observe(committed - batch[0].received)
+        log.debug("batch of %d messages (%d fixes) committed %.0f ms after its oldest arrived",
+                  len(batch), len(decoded.fixes), (committed - batch[0].received) * 1000)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -34,10 +34,20 @@ ORDER BY device_id, ts
 ON CONFLICT (device_id, ts) DO NOTHING
 RETURNING device_id, ts
 """
-UPSERT_DEVICE_SQL = """
-INSERT INTO devices AS d (device_id, last_ts, lat, lon, speed, heading, accuracy, alt,
-                          battery, sensors, attrs, last_received_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+DEVICE_COLUMNS = (
+    "device_id, last_ts, lat, lon, speed, heading, accuracy, alt, battery, sensors, attrs"
+)
+DEVICE_TYPES = [
+    "text", "timestamptz", "float8", "float8", "float8", "float8", "float8", "float8",
+    "float8", "jsonb", "jsonb",
+]
+STAGE_DEVICES_SQL = """
+CREATE TEMP TABLE IF NOT EXISTS devices_in
+    (LIKE devices INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+UPSERT_DEVICES_SQL = f"""
+INSERT INTO devices AS d ({DEVICE_COLUMNS}, last_received_at)
+SELECT {DEVICE_COLUMNS}, now() FROM devices_in ORDER BY device_id
 ON CONFLICT (device_id) DO UPDATE SET
     last_ts = excluded.last_ts, lat = excluded.lat, lon = excluded.lon,
     speed = excluded.speed, heading = excluded.heading, accuracy = excluded.accuracy,
@@ -45,8 +55,9 @@ ON CONFLICT (device_id) DO UPDATE SET
     attrs = excluded.attrs, last_received_at = excluded.last_received_at
 WHERE d.last_ts IS NULL OR d.last_ts < excluded.last_ts
 """
-TOUCH_DEVICE_SQL = """
-INSERT INTO devices (device_id, last_received_at) VALUES (%s, now())
+TOUCH_DEVICES_SQL = """
+INSERT INTO devices (device_id, last_received_at)
+SELECT id, now() FROM unnest(%s::text[]) AS t(id) ORDER BY id
 ON CONFLICT (device_id) DO UPDATE SET last_received_at = now()
 """
 DEAD_LETTER_COPY = "COPY dead_letters (source, topic, reason, detail, payload) FROM STDIN"
@@ -69,6 +80,7 @@ class PositionStore:
         self.conn = conn
         self._months: set[datetime] = set()
         conn.execute(STAGE_SQL)
+        conn.execute(STAGE_DEVICES_SQL)
         conn.commit()
 
     def load_last(self, device_ids: Iterable[str]) -> dict[str, LastFix]:
@@ -123,21 +135,26 @@ class PositionStore:
             return len(cur.fetchall())
 
     def _write_devices(self, fixes: list[Fix], live: list[Fix]) -> None:
+        """Each device's newest live fix becomes its last position (never backwards, also
+        against a concurrent ingest process); devices with only older fixes are touched."""
         newest: dict[str, Fix] = {}
         for f in live:
             newest[f.device_id] = f  # live is in ts order: the last one wins
-        rows = [
-            (f.device_id, f.ts, f.lat, f.lon, f.speed, f.heading, f.accuracy, f.alt,
-             f.battery, None if f.sensors is None else Jsonb(f.sensors),
-             None if f.attrs is None else Jsonb(f.attrs))
-            for f in sorted(newest.values(), key=lambda f: f.device_id)
-        ]
         with self.conn.cursor() as cur:
-            if rows:
-                cur.executemany(UPSERT_DEVICE_SQL, rows)
+            if newest:
+                with cur.copy(f"COPY devices_in ({DEVICE_COLUMNS}) FROM STDIN (FORMAT BINARY)") \
+                        as cp:
+                    cp.set_types(DEVICE_TYPES)
+                    for f in newest.values():
+                        cp.write_row((
+                            f.device_id, f.ts, f.lat, f.lon, f.speed, f.heading, f.accuracy,
+                            f.alt, f.battery, None if f.sensors is None else Jsonb(f.sensors),
+                            None if f.attrs is None else Jsonb(f.attrs),
+                        ))
+                cur.execute(UPSERT_DEVICES_SQL)
             others = sorted({f.device_id for f in fixes} - newest.keys())
             if others:
-                cur.executemany(TOUCH_DEVICE_SQL, [(d,) for d in others])
+                cur.execute(TOUCH_DEVICES_SQL, (others,))
 
     def _write_dead_letters(self, rejections: list[Rejection], source: str) -> None:
         with self.conn.cursor() as cur, cur.copy(DEAD_LETTER_COPY) as cp:
