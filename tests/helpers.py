@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -106,3 +109,19 @@ def running_api(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def ingest_process(settings: Settings, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    """``shiptrack ingest`` as its own process (killable with SIGKILL), with ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
+    env |= {
+        "SHIPTRACK_DATABASE_URL": settings.database_url or "",
+        "SHIPTRACK_MQTT_URL": settings.mqtt_url or "",
+        "SHIPTRACK_MQTT_TOPIC_PREFIX": settings.mqtt_topic_prefix,
+        "SHIPTRACK_MQTT_CLIENT_ID": settings.mqtt_client_id,
+        "SHIPTRACK_METRICS_PORT": str(metrics_port),
+        "SHIPTRACK_MQTT_SHARED_GROUP": settings.mqtt_shared_group,
+        "SHIPTRACK_INGEST_BATCH_SIZE": "500",
+    }
+    return subprocess.Popen([sys.executable, "-m", "shiptrack", "ingest"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,13 +6,8 @@ restarts, and more than Mosquitto's default 1,000 queued messages survive an out
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,27 +17,10 @@ from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
-from tests.helpers import publish, query, running_ingest, wait_for
+from tests.helpers import ingest_process, publish, query, running_ingest, wait_for
 from tests.integration.durable_broker import DurableMosquitto
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[DurableMosquitto]:
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI needs a mosquitto binary for the delivery-guarantee tests")
-        pytest.skip("no mosquitto binary: the delivery-guarantee tests need one")
-    server = DurableMosquitto(tmp_path / "broker")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def durable(settings: Settings, broker: DurableMosquitto) -> Settings:
-    return settings.model_copy(update={"mqtt_url": broker.url})
 
 
 def messages(settings: Settings, start: int, count: int) -> list[tuple[str, bytes]]:
@@ -68,20 +46,6 @@ def assert_exactly(settings: Settings, total: int) -> None:
         assert device == f"d{seq % 3}" and lat == pytest.approx(10 + seq * 1e-5)
         assert ts == BASE + timedelta(seconds=seq)
     assert query(settings.database_url or "", "SELECT count(*) FROM dead_letters")[0][0] == 0
-
-
-def ingest_process(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
-    env |= {
-        "SHIPTRACK_DATABASE_URL": settings.database_url or "",
-        "SHIPTRACK_MQTT_URL": settings.mqtt_url or "",
-        "SHIPTRACK_MQTT_TOPIC_PREFIX": settings.mqtt_topic_prefix,
-        "SHIPTRACK_MQTT_CLIENT_ID": settings.mqtt_client_id,
-        "SHIPTRACK_METRICS_PORT": "0",
-        "SHIPTRACK_INGEST_BATCH_SIZE": "500",
-    }
-    return subprocess.Popen([sys.executable, "-m", "shiptrack", "ingest"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(durable: Settings) -> None:
