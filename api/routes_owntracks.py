@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from api.auth import bearer_from_header, token_matches
+from api.auth import authenticate, bearer_from_header
 from api.errors import ApiError
 from api.mqtt_publisher import BrokerUnavailable
 from shiptrack.decode import Invalid, load_json
@@ -38,13 +38,17 @@ def basic_password(value: str | None) -> str | None:
     return password if sep and password else None
 
 
-def require_token(request: Request) -> None:
+async def require_writer(request: Request) -> None:
+    """A token with the 'write' scope, as a bearer token or as the Basic password."""
     header = request.headers.get("authorization")
     token = bearer_from_header(header) or basic_password(header)
     if token is None:
         raise ApiError(401, "missing token (Bearer, or HTTP Basic with the token as password)")
-    if not token_matches(token, request.app.state.admin_token):
+    principal = await authenticate(request.app, token)
+    if principal is None:
         raise ApiError(401, "invalid token")
+    if not principal.allows("write"):
+        raise ApiError(403, "this token lacks the 'write' scope")
 
 
 def _identity(value: str | None, name: str) -> str:
@@ -70,7 +74,7 @@ async def owntracks(
     x_limit_u: Annotated[str | None, Header()] = None,
     x_limit_d: Annotated[str | None, Header()] = None,
 ) -> list[object]:
-    require_token(request)
+    await require_writer(request)
     user = _identity(u or x_limit_u, "user")
     device = _identity(d or x_limit_d, "device")
     body = await request.body()

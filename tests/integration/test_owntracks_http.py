@@ -70,3 +70,23 @@ def test_http_mode_refusals(settings: Settings) -> None:
         big = b"[" + b" " * (settings.max_payload_bytes + 1) + b"]"
         r = http.post("/api/v1/owntracks?u=a&d=b", content=big, headers=ok_auth)
         assert r.status_code == 413
+
+
+def test_http_mode_takes_a_write_token_as_basic_password_and_refuses_read_only(
+    settings: Settings,
+) -> None:
+    with running_api(settings) as base, httpx.Client(base_url=base) as http:
+        admin = {"Authorization": "Bearer test-admin-token"}
+        tokens = {}
+        for scope in ("read", "write"):
+            r = http.post("/api/v1/tokens", json={"name": f"phone-{scope}", "scopes": [scope]},
+                          headers=admin)
+            assert r.status_code == 201, r.text
+            tokens[scope] = r.json()["token"]
+        params = {"u": "jane", "d": "phone"}
+        r = post(http, APP_BODY, params=params,
+                 headers={"Authorization": basic("jane", tokens["write"])})
+        assert (r.status_code, r.json()) == (200, [])
+        r = post(http, APP_BODY, params=params,
+                 headers={"Authorization": basic("jane", tokens["read"])})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
