@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client import REGISTRY
+
 from shiptrack.config import Settings
 from tests.helpers import publish, query, running_ingest, wait_for
 
@@ -68,7 +70,12 @@ def test_duplicates_stored_once_and_old_fixes_do_not_move_live(settings: Setting
     assert (last_ts, lat) == (t0 + timedelta(seconds=60), 10.0)
 
 
+def rejected(reason: str) -> float:
+    return REGISTRY.get_sample_value("shiptrack_ingest_rejected_total", {"reason": reason}) or 0.0
+
+
 def test_bad_input_is_dead_lettered_and_the_rest_lands(settings: Settings) -> None:
+    before = {r: rejected(r) for r in ("not_json", "ts_in_future", "bad_device_id")}
     good = {"ts": iso(NOW - timedelta(seconds=5)), "lat": 1.0, "lon": 2.0}
     future = {"ts": iso(NOW + timedelta(hours=1)), "lat": 1.0, "lon": 2.0}
     prefix = settings.mqtt_topic_prefix
@@ -90,6 +97,10 @@ def test_bad_input_is_dead_lettered_and_the_rest_lands(settings: Settings) -> No
                                 "SELECT topic, payload FROM dead_letters WHERE reason ="
                                 " 'ts_in_future'")
     assert topic_ == topic(settings, "d1") and json.loads(payload)["lat"] == 1.0
+    # counted in the metrics by reason, too
+    assert rejected("not_json") - before["not_json"] == 2
+    assert rejected("ts_in_future") - before["ts_in_future"] == 1
+    assert rejected("bad_device_id") - before["bad_device_id"] == 1
 
 
 def test_owntracks_over_mqtt(settings: Settings) -> None:
