@@ -166,8 +166,8 @@ def simulate(
                for d in fleet.device_ids}
         provisioner = Provisioner(Api(api_url or _default_api_url(), token),
                                   f"SIM-{uuid.uuid4().hex[:6]}-", ids)
-    span = (duration * speed if duration else count * interval if count else sc.span_s)
-    start = start_in_past(datetime.now(UTC), speed, span)
+    start = start_in_past(datetime.now(UTC), speed,
+                          _span_s(sc, config, speed, duration, count, park_s))
     files = TruthFiles(truth, trips_file)
 
     def on_tick(now: datetime) -> None:
@@ -203,6 +203,21 @@ def _fleet_config(sc: Scenario, interval: float, adaptive: bool | None, fmt: For
     return FleetConfig(tracker=tracker, faults=faults, sensors=sc.sensors,
                        hub_dwell_s=sc.hub_dwell_s, start_at_hub=sc.start_at_hub, trips=trips,
                        max_leg_km=max_leg_km or sc.max_leg_km, device_prefix=prefix)
+
+
+def _span_s(sc: Scenario, config: FleetConfig, speed: float, duration: float | None,
+            count: int | None, park_s: float) -> float:
+    # the earliest of: --duration at --speed, --count ticks, --trips-per-truck trips done
+    """Simulated seconds the run is expected to cover: where its clock starts (clock.py)."""
+    spans = []
+    if duration:
+        spans.append(duration * speed)
+    if count:
+        spans.append(count * config.tracker.interval_s)
+    if config.trips:
+        leg_h = (config.max_leg_km or 1000.0) / 60.0 + config.hub_dwell_s[1] / 3600 + 1.0
+        spans.append(config.trips * leg_h * 3600 + park_s)
+    return min(spans) if spans else sc.span_s
 
 
 def _default_api_url() -> str:

@@ -60,7 +60,8 @@ class FleetConfig:
 
 
 def random_planner(hubs: Sequence[Hub], trips: int | None, max_leg_km: float | None) -> Planner:
-    """Next destination: any other hub (within ``max_leg_km`` by road), or park."""
+    """Next destination: any other hub within ``max_leg_km`` by road (the nearest if none
+    is), or None (park) after ``trips`` trips."""
 
     def plan(rng: random.Random, here: Hub, trip: int) -> Hub | None:
         if trips is not None and trip > trips:
@@ -68,7 +69,7 @@ def random_planner(hubs: Sequence[Hub], trips: int | None, max_leg_km: float | N
         choices = [h for h in hubs if h != here]
         if max_leg_km is not None:
             near = [h for h in choices if leg_length_m(here, h) <= max_leg_km * 1000]
-            choices = near or choices
+            choices = near or [min(choices, key=lambda h: leg_length_m(here, h))]
         return rng.choice(choices)
 
     return plan
