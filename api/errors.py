@@ -37,7 +37,8 @@ ERROR_SCHEMA: dict[str, Any] = {
     "example": {"error": {"code": "not_found", "message": "no device 'truck-99'"}},
 }
 PUBLIC_PREFIXES = ("/api/v1/track/",)
-DESCRIPTIONS = {400: "Bad request", 401: "Missing or invalid bearer token",
+DESCRIPTIONS = {400: "Bad request (body not JSON, or a cursor this API did not return)",
+                401: "Missing or invalid bearer token",
                 403: "The token lacks the scope this needs", 404: "Not found",
                 409: "Conflict", 422: "Invalid input", 503: "Database unavailable"}
 
@@ -126,6 +127,10 @@ def _document_errors(app: FastAPI) -> None:
                 if not isinstance(op, dict) or "responses" not in op:
                     continue
                 extra = [422] if "422" in op["responses"] else []
+                if "requestBody" in op:
+                    extra.append(400)  # a body that is not JSON (or not UTF-8)
+                if any(p.get("name") == "cursor" for p in op.get("parameters", ())):
+                    extra.append(400)  # a cursor this API did not return
                 if op.get("security"):
                     extra += [401, 403]
                 elif path.startswith("/api/") and not path.startswith(PUBLIC_PREFIXES):

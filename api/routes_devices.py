@@ -23,7 +23,9 @@ FROM devices
 """
 DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["truck-17"])]
 RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+    r"^((?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))[Tt ]"
+    r"((?:[01]\d|2[0-3]):[0-5]\d):([0-5]\d|60)(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
 TRACK_WHERE = "device_id = %(d)s AND ts >= %(f)s AND ts <= %(t)s AND NOT outlier"
 TRACK_RAW = f"""
 SELECT ts, lat, lon, speed, heading FROM positions WHERE {TRACK_WHERE} ORDER BY ts LIMIT %(n)s
@@ -94,16 +96,31 @@ async def get_device(request: Request, _: Reader, device_id: DeviceId) -> Device
 
 
 def parse_rfc3339(value: str, name: str) -> datetime:
-    """A strict RFC 3339 date-time with an offset (422 otherwise), as UTC."""
+    """A strict RFC 3339 date-time with an offset (422 otherwise), as UTC. A leap second
+    (:60) is read as the last microsecond of its minute."""
     match = RFC3339.match(value)
     if match is None:
         raise ApiError(422, f"{name}: not an RFC 3339 date-time (e.g. 2026-11-26T10:00:00Z)")
-    day, clock, frac, offset = match.groups()
+    day, minute, second, frac, offset = match.groups()
     offset = "+00:00" if offset in ("Z", "z") else offset
+    frac = ".999999" if second == "60" else (frac or "")[:7]
+    second = "59" if second == "60" else second
     try:
-        return datetime.fromisoformat(f"{day}T{clock}{(frac or '')[:7]}{offset}").astimezone(UTC)
+        return datetime.fromisoformat(f"{day}T{minute}:{second}{frac}{offset}").astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise ApiError(422, f"{name}: {exc}") from exc
+
+
+def track_window(from_: str | None, to: str | None) -> tuple[datetime, datetime]:
+    """``from``/``to`` of a track request with their defaults (422 when unusable)."""
+    end = parse_rfc3339(to, "to") if to else datetime.now(UTC)
+    try:
+        start = parse_rfc3339(from_, "from") if from_ else end - timedelta(hours=24)
+    except OverflowError as exc:
+        raise ApiError(422, "from: out of range") from exc
+    if start >= end:
+        raise ApiError(422, "from must be before to")
+    return start, end
 
 
 async def storage_mode(request: Request) -> str:
@@ -130,10 +147,7 @@ async def device_track(
     """Fixes between ``from`` (default: ``to`` minus 24 h) and ``to`` (default: now), in
     time order. With more than ``max_points`` fixes, the span is cut into ``max_points``
     equal buckets and the last fix of each is kept."""
-    end = parse_rfc3339(to, "to") if to else datetime.now(UTC)
-    start = parse_rfc3339(from_, "from") if from_ else end - timedelta(hours=24)
-    if start >= end:
-        raise ApiError(422, "from must be before to")
+    start, end = track_window(from_, to)
     params: dict[str, Any] = {"d": device_id, "f": start, "t": end, "n": max_points + 1}
     pool = request.app.state.pool
     mode = await storage_mode(request)

@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 
 from api.auth import Principal, expand_scopes, new_token, token_matches
 from api.errors import ApiError
-from api.routes_devices import parse_rfc3339
+from api.routes_devices import parse_rfc3339, track_window
 from api.security import content_security_policy, is_page, parse_origins
 from api.webhooks import backoff, contiguous, headers, new_secret, sign, wants
 
@@ -58,7 +58,12 @@ def test_rfc3339_is_strict() -> None:
     assert parse_rfc3339("2026-11-26T10:00:00Z", "to") == datetime(2026, 11, 26, 10, tzinfo=UTC)
     assert parse_rfc3339("2026-11-26T12:00:00.123456789+02:00", "to") == datetime(
         2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
-    for bad in ("2026-11-26", "1700000000", "2026-11-26T10:00:00", "2026-13-01T00:00:00Z",
+    assert parse_rfc3339("2016-12-31T23:59:60Z", "to") == datetime(
+        2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    with pytest.raises(ApiError):
+        track_window(None, "0001-01-01T00:00:00Z")  # its default from is out of range
+    for bad in ("2026-11-26", "1700000000", "2026-00-10T00:00:00Z",
+                "2026-01-10T24:00:00Z", "2026-11-26T10:00:00", "2026-13-01T00:00:00Z",
                 "2026-02-30T00:00:00Z", "yesterday", "0000-01-01T00:00:00Z"):
         with pytest.raises(ApiError) as info:
             parse_rfc3339(bad, "from")
