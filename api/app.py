@@ -18,7 +18,11 @@ from psycopg_pool import AsyncConnectionPool
 from api import (
     errors,
     routes_devices,
+    routes_events,
+    routes_geofences,
     routes_owntracks,
+    routes_scans,
+    routes_shipments,
     routes_tokens,
     routes_track,
     routes_webhooks,
@@ -93,6 +97,10 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_webhooks.router)
     app.include_router(routes_owntracks.router)
     app.include_router(routes_track.router)
+    app.include_router(routes_geofences.router)
+    app.include_router(routes_shipments.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_scans.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)

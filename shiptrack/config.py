@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=1000, description="least edge band (a fix's accuracy widens it)"
     )
     tracking_reload_s: float = Field(
-        default=2.0, gt=0, description="how often ingest looks for geofence/shipment changes"
+        default=0.0, ge=0,
+        description="least time between ingest's looks for geofence/shipment changes "
+        "(one tiny query; 0: before every batch)",
     )
     tracking_sweep_s: float = Field(default=5.0, gt=0, description="offline sweep period")
     offline_after_s: float = Field(default=900.0, gt=0, description="no fix this long: offline")

@@ -1,0 +1,280 @@
+"""``/api/v1/shipments`` (SPEC): create, list (newest first; filters ``status``,
+``at_risk``, ``device_id``, ``exception``), read and patch shipments.
+
+A shipment's state is read in one query: its row, milestones, open exceptions and the
+device's last position (while not delivered; once delivered, its position at delivery).
+Every write bumps the shipments version so that ingest picks the change up.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from psycopg import AsyncCursor
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from api.auth import Admin
+from api.errors import ApiError, error_responses
+from api.pagination import decode_cursor, encode_cursor
+from api.tracking_io import bump_shipments, publish_events, record_milestone, store_events
+from api.tracking_schemas import (
+    LastPosition,
+    Shipment,
+    ShipmentCreate,
+    ShipmentList,
+    ShipmentPatch,
+    Status,
+)
+from shiptrack.db import tracking_sql as q
+from shiptrack.events import (
+    SHIPMENT_EXCEPTION,
+    SHIPMENT_EXCEPTION_CLEARED,
+    Event,
+    make_event,
+    new_id,
+)
+from shiptrack.geofences import GeofenceError, parse_route
+from shiptrack.shipments import RANK, Place, ShipmentError, limits_json, parse_limits, parse_place
+
+router = APIRouter(prefix="/api/v1", tags=["shipments"])
+
+ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
+
+SHIPMENT_SELECT = """
+SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
+       s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
+       s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
+                'source', m.source, 'data', m.data) ORDER BY m.ts, m.id), '[]'::jsonb)
+          FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', x.kind, 'reason', x.reason,
+                'since', x.since, 'data', x.data) ORDER BY x.since, x.kind), '[]'::jsonb)
+          FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exceptions,
+       coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat,
+       coalesce(fin.lon, d.lon) AS pos_lon, coalesce(fin.speed, d.speed) AS pos_speed,
+       coalesce(fin.heading, d.heading) AS pos_heading
+FROM shipments s
+LEFT JOIN devices d ON d.device_id = s.device_id AND s.status <> 'delivered'
+LEFT JOIN LATERAL (
+    SELECT p.ts, p.lat, p.lon, p.speed, p.heading FROM positions p
+    WHERE p.device_id = s.device_id AND p.ts <= s.delivered_at AND NOT p.outlier
+    ORDER BY p.ts DESC LIMIT 1
+) fin ON s.status = 'delivered'
+"""
+
+
+def tracking_url(request: Request, token: str) -> str:
+    base = request.app.state.settings.public_url
+    return f"{base.rstrip('/')}/t/{token}" if base else f"/t/{token}"
+
+
+def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
+    exceptions = row["exceptions"]
+    position = None
+    if row["pos_ts"] is not None:
+        position = LastPosition(ts=row["pos_ts"], lat=row["pos_lat"], lon=row["pos_lon"],
+                                speed=row["pos_speed"], heading=row["pos_heading"])
+    fields = {k: v for k, v in row.items() if not k.startswith("pos_")}
+    return Shipment(
+        **fields, tracking_url=tracking_url(request, row["tracking_token"]),
+        last_position=position, exception=bool(exceptions),
+        exception_reason="; ".join(x["reason"] for x in exceptions) or None,
+    )
+
+
+async def fetch_shipment(cur: AsyncCursor[Any], shipment_id: str) -> dict[str, Any] | None:
+    await cur.execute(SHIPMENT_SELECT + " WHERE s.id = %s", (shipment_id,))
+    row: dict[str, Any] | None = await cur.fetchone()
+    return row
+
+
+async def checked_place(cur: AsyncCursor[Any], obj: Any, what: str, radius: float) -> Place:
+    try:
+        place = parse_place(obj, what, radius)
+    except ShipmentError as exc:
+        raise ApiError(422, str(exc)) from exc
+    if place.geofence_id is not None:
+        await cur.execute("SELECT 1 FROM geofences WHERE id = %s", (place.geofence_id,))
+        if await cur.fetchone() is None:
+            raise ApiError(422, f"{what}.geofence_id: no geofence {place.geofence_id!r}")
+    return place
+
+
+def checked_route(route: dict[str, Any] | None) -> dict[str, Any] | None:
+    try:
+        return None if route is None else parse_route(route)
+    except GeofenceError as exc:
+        raise ApiError(422, str(exc), "invalid_geometry") from exc
+
+
+def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
+    except ShipmentError as exc:
+        raise ApiError(422, str(exc)) from exc
+
+
+@router.post("/shipments", status_code=201, response_model=Shipment,
+             summary="Create a shipment (answers its tracking token and URL)",
+             responses=error_responses(409, 422))
+async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> Shipment:
+    settings = request.app.state.settings
+    route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
+    now = datetime.now(UTC)
+    sid = new_id("shp", now)
+    async with request.app.state.pool.connection() as conn, conn.transaction(), \
+            conn.cursor(row_factory=dict_row) as cur:
+        origin = await checked_place(cur, body.origin, "origin", settings.shipment_radius_m)
+        destination = await checked_place(cur, body.destination, "destination",
+                                          settings.shipment_radius_m)
+        await cur.execute(
+            "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
+            " destination, promised_by, route, route_corridor_m, sensor_limits)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
+            (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
+             Jsonb(origin.as_json()), Jsonb(destination.as_json()), body.promised_by,
+             None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits)))
+        ship = await cur.fetchone()
+        if ship is None:
+            raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
+                           "duplicate_reference")
+        await cur.execute(
+            "INSERT INTO shipment_milestones (shipment_id, kind, ts, source)"
+            " VALUES (%s, 'created', %s, 'manual')", (sid, now))
+        event = make_event("shipment.milestone", now, device_id=body.device_id,
+                           shipment_id=sid, data={"kind": "created", "source": "manual",
+                                                  "reference": body.reference,
+                                                  "status": "created"},
+                           discriminator="created")
+        stored = await store_events(cur, [event])
+        await bump_shipments(cur)
+        row = await fetch_shipment(cur, sid)
+    await publish_events(request.app, stored)
+    assert row is not None
+    return shipment_from_row(request, row)
+
+
+@router.get("/shipments", response_model=ShipmentList, summary="Shipments, newest first")
+async def list_shipments(
+    request: Request, _: Admin,
+    status: Annotated[Status | None, Query()] = None,
+    at_risk: Annotated[bool | None, Query()] = None,
+    exception: Annotated[bool | None, Query(description="has an open exception")] = None,
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> ShipmentList:
+    where: list[str] = ["true"]
+    params: list[Any] = []
+    if cursor:
+        where.append("s.id < %s")
+        params.append(str(decode_cursor(cursor, 1)[0]))
+    for column, value in (("s.status", status), ("s.at_risk", at_risk),
+                          ("s.device_id", device_id)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            params.append(value)
+    if exception is not None:
+        where.append(("" if exception else "NOT ") + "EXISTS (SELECT 1 FROM shipment_exceptions"
+                     " x WHERE x.shipment_id = s.id)")
+    params.append(limit + 1)
+    async with request.app.state.pool.connection() as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(SHIPMENT_SELECT + " WHERE " + " AND ".join(where)
+                          + " ORDER BY s.id DESC LIMIT %s", params)
+        rows = await cur.fetchall()
+    more, rows = len(rows) > limit, rows[:limit]
+    return ShipmentList(items=[shipment_from_row(request, r) for r in rows],
+                        next_cursor=encode_cursor([rows[-1]["id"]]) if more else None)
+
+
+@router.get("/shipments/{shipment_id}", response_model=Shipment, summary="One shipment",
+            responses=error_responses(404))
+async def get_shipment(request: Request, _: Admin, shipment_id: ShipmentId) -> Shipment:
+    async with request.app.state.pool.connection() as conn, \
+            conn.cursor(row_factory=dict_row) as cur:
+        row = await fetch_shipment(cur, shipment_id)
+    if row is None:
+        raise ApiError(404, f"no shipment {shipment_id!r}")
+    return shipment_from_row(request, row)
+
+
+@router.patch("/shipments/{shipment_id}", response_model=Shipment,
+              summary="Change a shipment: status (forward only), promise, route, sensor "
+                      "limits; clear or raise an exception",
+              responses=error_responses(404, 409, 422))
+async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
+                         body: ShipmentPatch) -> Shipment:
+    given = body.model_fields_set
+    if "exception" in given and body.exception is None:
+        raise ApiError(422, "exception: true or false")
+    if body.exception is True and not body.exception_reason:
+        raise ApiError(422, "exception: true needs an exception_reason")
+    changes: dict[str, Any] = {}
+    if "promised_by" in given:
+        changes["promised_by"] = body.promised_by
+    if "route" in given:
+        route = checked_route(body.route)
+        changes["route"] = None if route is None else Jsonb(route)
+    if "route_corridor_m" in given:
+        changes["route_corridor_m"] = body.route_corridor_m
+    if "sensor_limits" in given:
+        changes["sensor_limits"] = Jsonb(checked_limits(request, body.sensor_limits))
+    now = datetime.now(UTC)
+    async with request.app.state.pool.connection() as conn, conn.transaction(), \
+            conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute("SELECT id, reference, device_id, status FROM shipments"
+                          " WHERE id = %s FOR UPDATE", (shipment_id,))
+        ship = await cur.fetchone()
+        if ship is None:
+            raise ApiError(404, f"no shipment {shipment_id!r}")
+        events: list[Event] = []
+        if body.status is not None and body.status != ship["status"]:
+            events += await set_status(cur, ship, body.status, now)
+        if changes:
+            sets = ", ".join(f"{k} = %s" for k in changes)
+            await cur.execute(f"UPDATE shipments SET {sets}, updated_at = now() WHERE id = %s",
+                              [*changes.values(), shipment_id])
+        if body.exception is not None:
+            events += await set_exception(cur, ship, body.exception, body.exception_reason,
+                                          now)
+        stored = await store_events(cur, events)
+        await bump_shipments(cur)
+        row = await fetch_shipment(cur, shipment_id)
+    await publish_events(request.app, stored)
+    assert row is not None
+    return shipment_from_row(request, row)
+
+
+async def set_status(cur: AsyncCursor[Any], ship: dict[str, Any], status: str,
+                     now: datetime) -> list[Event]:
+    if RANK[status] < RANK[ship["status"]]:
+        raise ApiError(409, f"status is {ship['status']}; milestones never go backwards",
+                       "status_backwards")
+    event = await record_milestone(cur, ship, status, now, "manual", {})
+    return [] if event is None else [event]
+
+
+async def set_exception(cur: AsyncCursor[Any], ship: dict[str, Any], raise_it: bool,
+                        reason: str | None, now: datetime) -> list[Event]:
+    common = {"device_id": ship["device_id"], "shipment_id": ship["id"],
+              "discriminator": secrets.token_hex(4)}
+    if raise_it:
+        await cur.execute(q.OPEN_EXCEPTION, {"shipment_id": ship["id"], "kind": "manual",
+                                             "since": now, "reason": reason,
+                                             "data": Jsonb({})})
+        return [make_event(SHIPMENT_EXCEPTION, now, data={"kind": "manual",
+                                                          "reason": reason}, **common)]
+    await cur.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
+                      " RETURNING kind, reason", (ship["id"],))
+    cleared = await cur.fetchall()
+    if not cleared:
+        return []
+    return [make_event(SHIPMENT_EXCEPTION_CLEARED, now, data={
+        "cleared": [{"kind": r["kind"], "reason": r["reason"]} for r in cleared],
+        "source": "manual"}, **common)]

@@ -1,0 +1,177 @@
+"""Request and response models of geofences, shipments, events and scans: they make
+``/openapi.json`` describe these routes. Validation of geometry, places and sensor limits
+is in ``shiptrack.geofences`` / ``shiptrack.shipments`` (one set of rules for every door),
+so most inputs are typed loosely here and checked there, with messages that say what is
+wrong."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Status = Literal["created", "picked_up", "in_transit", "out_for_delivery", "delivered"]
+DEVICE_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+FEATURE_EXAMPLE = {
+    "type": "Feature",
+    "geometry": {"type": "Point", "coordinates": [13.405, 52.52]},
+    "properties": {"name": "Berlin hub", "radius_m": 500},
+}
+
+
+class Geofence(BaseModel):
+    """A stored geofence: the GeoJSON Feature as given, with its id and times."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
+    kind: Literal["polygon", "circle", "corridor"]
+    created_at: datetime
+    updated_at: datetime
+
+
+class GeofenceList(BaseModel):
+    items: list[Geofence]
+    next_cursor: str | None
+
+
+class ShipmentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "reference": "PO-2026-0042", "device_id": "truck-17",
+        "origin": {"lat": 52.52, "lon": 13.405, "radius_m": 300},
+        "destination": {"geofence_id": "gf_01JDX4M2QZ8T5R3W9K6N1B7C0A"},
+        "promised_by": "2026-11-27T16:00:00Z",
+        "sensor_limits": {"temperature_c": {"min": 2, "max": 8, "for_s": 600},
+                          "shock_g": {"max": 4}},
+    }]})
+
+    reference: str = Field(min_length=1, max_length=200)
+    device_id: str = Field(pattern=DEVICE_ID)
+    origin: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
+    destination: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
+    promised_by: AwareDatetime | None = None
+    route: dict[str, Any] | None = Field(None, description="GeoJSON LineString")
+    route_corridor_m: float | None = Field(None, gt=0, le=100_000,
+                                           description="route deviation corridor half-width")
+    sensor_limits: dict[str, Any] | None = Field(
+        None, description='{"<sensor>": {"min"?, "max"?, "for_s"?}}')
+
+
+class ShipmentPatch(BaseModel):
+    """Only the fields given change (``null`` clears a field that may be empty)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"status": "delivered"}, {"exception": False},
+        {"exception": True, "exception_reason": "customer refused delivery"},
+    ]})
+
+    status: Status | None = Field(None, description="forward only, recorded as 'manual'")
+    promised_by: AwareDatetime | None = None
+    route: dict[str, Any] | None = None
+    route_corridor_m: float | None = Field(None, gt=0, le=100_000)
+    sensor_limits: dict[str, Any] | None = None
+    exception: bool | None = Field(
+        None, description="false: clear every open exception; true: raise a manual one")
+    exception_reason: str | None = Field(None, min_length=1, max_length=500)
+
+
+class Milestone(BaseModel):
+    ts: datetime
+    kind: str
+    source: str
+    data: dict[str, Any] = {}
+
+
+class OpenException(BaseModel):
+    kind: str = Field(description="device.offline, sensor.excursion:<sensor>, route.deviation,"
+                                  " device.long_stop, manual")
+    reason: str
+    since: datetime
+    data: dict[str, Any] = {}
+
+
+class LastPosition(BaseModel):
+    ts: datetime
+    lat: float
+    lon: float
+    speed: float | None = None
+    heading: float | None = None
+
+
+class Shipment(BaseModel):
+    id: str
+    reference: str
+    device_id: str
+    status: Status
+    tracking_token: str
+    tracking_url: str
+    origin: dict[str, Any]
+    destination: dict[str, Any]
+    promised_by: datetime | None
+    route: dict[str, Any] | None
+    route_corridor_m: float | None
+    sensor_limits: dict[str, Any]
+    milestones: list[Milestone]
+    eta: datetime | None
+    eta_low: datetime | None
+    eta_high: datetime | None
+    remaining_m: float | None
+    at_risk: bool
+    last_position: LastPosition | None
+    exception: bool = Field(description="an exception is open")
+    exception_reason: str | None = Field(description="what is wrong, when exception is true")
+    exceptions: list[OpenException] = Field(description="every open exception")
+    delivered_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ShipmentList(BaseModel):
+    items: list[Shipment]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "evt_01JDX4M2QZ8T5R3W9K6N1B7C0A", "type": "geofence.enter",
+        "ts": "2026-11-26T10:00:00Z", "device_id": "truck-17", "shipment_id": None,
+        "geofence_id": "gf_01JDX4M2QZ8T5R3W9K6N1B7C0B",
+        "data": {"name": "Berlin hub", "lat": 52.52, "lon": 13.405},
+        "created_at": "2026-11-26T10:00:01Z"}]})
+
+    id: str
+    type: str
+    ts: datetime
+    device_id: str | None
+    shipment_id: str | None
+    geofence_id: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventList(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class ScanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "scanner_id": "hub-berlin-3", "ts": "2026-11-26T10:00:00Z",
+        "shipment_ref": "PO-2026-0042", "kind": "hub", "lat": 52.52, "lon": 13.405}]})
+
+    scanner_id: str = Field(pattern=DEVICE_ID)
+    ts: Any = Field(description="RFC 3339, or epoch seconds/milliseconds")
+    shipment_ref: str = Field(min_length=1, max_length=200)
+    kind: Literal["pickup", "hub", "delivery"]
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+
+class ScanResult(BaseModel):
+    shipment_id: str
+    status: Status
+    recorded: list[Milestone] = Field(description="milestones this scan added (none: late or"
+                                                  " duplicate)")
