@@ -129,20 +129,27 @@ class FenceIndex:
         return Pairs(fix[keep].astype(np.int64), fence[keep].astype(np.int64), cls[keep])
 
 
-def classify_shape(geom_frame: tuple[float, BaseGeometry, BaseGeometry],
-                   lats: NDArray[np.float64], lons: NDArray[np.float64],
-                   margins_m: NDArray[np.float64]) -> tuple[Ints, NDArray[np.float64]]:
-    """One shape (a route corridor) against many fixes: classes and distances (metres,
-    0 inside) of each fix."""
-    scale, body, edge = geom_frame
+Frame = tuple[float, BaseGeometry, BaseGeometry]
+
+
+def classify_shapes(frames: list[Frame], lats: NDArray[np.float64], lons: NDArray[np.float64],
+                    margins_m: NDArray[np.float64]) -> tuple[Ints, NDArray[np.float64]]:
+    """Pairs of (shape, fix), element by element, in one vectorised pass (route
+    corridors): the class of each fix and its distance in metres (0 inside)."""
+    scale = np.array([f[0] for f in frames], dtype=np.float64)
+    body = np.array([f[1] for f in frames], dtype=object)
+    edge = np.array([f[2] for f in frames], dtype=object)
     px, py = lons * scale, lats
     pts = shapely.points(px, py)
     inside = shapely.intersects_xy(body, px, py)
-    dist = np.where(inside, 0.0, shapely.distance(edge, pts) * geodesy.M_PER_DEG)
     near = shapely.dwithin(edge, pts, margins_m / geodesy.M_PER_DEG)
+    dist = np.zeros(len(frames))
+    out = ~inside
+    if out.any():
+        dist[out] = shapely.distance(edge[out], pts[out]) * geodesy.M_PER_DEG
     cls = np.where(near, EDGE, np.where(inside, IN, 0)).astype(np.int64)
     return cls, dist
 
 
-def shape_frame(geom: BaseGeometry) -> tuple[float, BaseGeometry, BaseGeometry]:
+def shape_frame(geom: BaseGeometry) -> Frame:
     return _frame(geom)

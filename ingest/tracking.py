@@ -37,7 +37,7 @@ import shapely
 from prometheus_client import Counter, Histogram
 from shapely.geometry.base import BaseGeometry
 
-from ingest.fence_index import FenceIndex, classify_shape
+from ingest.fence_index import FenceIndex, classify_shapes
 from ingest.outliers import haversine_m
 from ingest.tracking_rules import (
     EDGE,
@@ -460,38 +460,36 @@ class _Batch:
         return out
 
     def classify_routes(self, fixes: list[Fix]) -> None:
-        """Route corridor classes of each fix of a device with a routed shipment."""
-        by_device: dict[str, list[int]] = defaultdict(list)
+        """Route corridor classes of each fix of a device with a routed shipment, for the
+        whole batch in one vectorised pass."""
+        pairs: list[tuple[int, ShipmentTrack]] = []
         for i, f in enumerate(fixes):
-            if f.device_id in self.t.by_device:
-                by_device[f.device_id].append(i)
-        margins = None
-        for device_id, idx in by_device.items():
-            for ship in self.t.by_device[device_id]:
-                if ship.corridor is None:
-                    continue
-                if margins is None:
-                    margins = self.margins(fixes)
-                sel = np.array(idx)
-                lats = np.array([fixes[i].lat for i in idx], dtype=np.float64)
-                lons = np.array([fixes[i].lon for i in idx], dtype=np.float64)
-                cls, dist = classify_shape(ship.corridor, lats, lons, margins[sel])
-                for i, c, d in zip(idx, cls.tolist(), dist.tolist(), strict=True):
-                    self.route_cls[(i, ship.id)] = (c, d)
+            for ship in self.t.by_device.get(f.device_id, ()):
+                if ship.corridor is not None:
+                    pairs.append((i, ship))
+        if not pairs:
+            return
+        idx = np.array([i for i, _ in pairs])
+        lats = np.array([fixes[i].lat for i, _ in pairs], dtype=np.float64)
+        lons = np.array([fixes[i].lon for i, _ in pairs], dtype=np.float64)
+        frames = [s.corridor for _, s in pairs if s.corridor is not None]
+        cls, dist = classify_shapes(frames, lats, lons, self.margins(fixes)[idx])
+        for (i, ship), c, d in zip(pairs, cls.tolist(), dist.tolist(), strict=True):
+            self.route_cls[(i, ship.id)] = (c, d)
 
     # one fix -----------------------------------------------------------------------------
 
     def on_fix(self, i: int, fix: Fix, near: Iterable[tuple[int, int]]) -> None:
         ships = self.active(fix.device_id)
         st = self.t.states.get(fix.device_id)
-        quiet = (st is not None and not st.areas and not st.shipments and st.stop is None
-                 and not st.offline and st.live)
-        if quiet and not near and not ships:
+        fresh = fix.ts >= self.now - self.cfg.offline_after
+        if not near and not ships and st is not None and not st.areas and not st.shipments \
+                and st.stop is None and not st.offline and (st.live or not fresh):
             return  # nothing to track for this fix: no state touched
         st = self.state(fix.device_id)
         if st.offline:
             self.online(st, fix, ships)
-        if not st.live and fix.ts >= self.now - self.cfg.offline_after:
+        if fresh and not st.live:
             st.live = True
         changes = self.areas(st, fix, near, ships)
         for ship in ships:
