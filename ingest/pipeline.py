@@ -50,8 +50,10 @@ def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int,
     for m in batch:
         route = route_topic(m.topic, prefix)
         if not route.valid:
-            reason = "bad_device_id" if route.kind != "unknown" else "unknown_topic"
-            out.reject(reason, f"topic {m.topic[:200]!r} names no valid device", m.topic,
+            reason = {"unknown": "unknown_topic", "scan": "bad_scanner_id"}.get(
+                route.kind, "bad_device_id")
+            what = "scanner" if route.kind == "scan" else "device"
+            out.reject(reason, f"topic {m.topic[:200]!r} names no valid {what}", m.topic,
                        m.payload)
             continue
         if route.kind == "position":
