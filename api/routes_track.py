@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ApiError, error_responses
-from api.schemas import Milestone, Place, ShipmentException, TrackedShipment, TrackPoint
+from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
 
 router = APIRouter(prefix="/api/v1", tags=["public tracking"])
 
@@ -43,9 +43,8 @@ SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.prom
           FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
        (SELECT min(m.ts) FROM shipment_milestones m
          WHERE m.shipment_id = s.id AND m.kind = 'picked_up') AS picked_up_at,
-       (SELECT jsonb_build_object('kind', x.kind, 'reason', x.reason, 'since', x.since)
-          FROM shipment_exceptions x WHERE x.shipment_id = s.id
-         ORDER BY x.since DESC LIMIT 1) AS exception,
+       (SELECT string_agg(x.reason, '; ' ORDER BY x.since)
+          FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exception_reason,
        d.last_ts, d.lat, d.lon, d.speed, d.heading
 FROM shipments s
 LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
@@ -100,10 +99,10 @@ def place(spec: Any, geometry: Any) -> Place | None:
 
 
 def public_state(row: dict[str, Any]) -> TrackedShipment:
-    exc = row["exception"]
     return TrackedShipment(
         id=row["id"], reference=row["reference"], status=row["status"],
-        exception=ShipmentException(**exc) if exc else None,
+        exception=row["exception_reason"] is not None,
+        exception_reason=row["exception_reason"],
         milestones=[Milestone(**m) for m in row["milestones"]],
         eta=row["eta"], eta_low=row["eta_low"], eta_high=row["eta_high"],
         remaining_m=row["remaining_m"], at_risk=row["at_risk"],

@@ -167,12 +167,6 @@ class Milestone(BaseModel):
     source: str
 
 
-class ShipmentException(BaseModel):
-    kind: str
-    reason: str
-    since: datetime
-
-
 class Place(BaseModel):
     lat: float
     lon: float
@@ -186,7 +180,8 @@ class TrackedShipment(BaseModel):
     reference: str
     status: str = Field(description="created, picked_up, in_transit, out_for_delivery, "
                         "delivered")
-    exception: ShipmentException | None = Field(None, description="an open exception")
+    exception: bool = Field(False, description="true while an exception is open")
+    exception_reason: str | None = Field(None, description="the open exceptions' reasons")
     milestones: list[Milestone]
     eta: datetime | None = None
     eta_low: datetime | None = None
@@ -201,7 +196,8 @@ class TrackedShipment(BaseModel):
 
     model_config = {"json_schema_extra": {"examples": [{
         "id": "shp_01JDX2W5X1", "reference": "ORD-1042", "status": "in_transit",
-        "exception": None, "at_risk": False, "promised_by": "2026-11-26T16:00:00Z",
+        "exception": False, "exception_reason": None, "at_risk": False,
+        "promised_by": "2026-11-26T16:00:00Z",
         "milestones": [{"ts": "2026-11-26T08:00:00Z", "kind": "created", "source": "manual"},
                        {"ts": "2026-11-26T09:12:00Z", "kind": "picked_up",
                         "source": "geofence"}],

@@ -169,3 +169,14 @@ def test_track_stream_one_shipment_only(settings: Settings) -> None:
 
     with running_api(settings) as base:
         asyncio.run(scenario(base))
+
+
+def test_open_exceptions_show_with_their_reasons(settings: Settings) -> None:
+    db = settings.database_url or ""
+    sid, token = add_shipment(db, "ORD-1", "truck-1")
+    query(db, "INSERT INTO shipment_exceptions (shipment_id, kind, since, reason) VALUES"
+              " (%s, 'device.offline', %s, 'no position for 15 min') RETURNING 1", (sid, NOW))
+    with running_api(settings) as base, httpx.Client(base_url=base) as http:
+        state = http.get(f"/api/v1/track/{token}").json()
+        assert state["exception"] is True
+        assert state["exception_reason"] == "no position for 15 min"
