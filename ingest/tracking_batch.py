@@ -230,7 +230,7 @@ class Batch:
 
     def on_fix(self, i: int, fix: Fix, near: Iterable[tuple[int, int]]) -> None:
         ships = self.active(fix.device_id)
-        st = self.t.states.get(fix.device_id)
+        st = self.work.get(fix.device_id) or self.t.states.get(fix.device_id)
         fresh = fix.ts >= self.now - self.cfg.offline_after
         if not near and not ships and st is not None and not st.areas and not st.shipments \
                 and st.stop is None and not st.offline and (st.live or not fresh):

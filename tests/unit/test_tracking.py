@@ -111,16 +111,18 @@ def test_enter_dwell_exit_dated_by_the_first_fix_on_the_new_side() -> None:
     assert events(out)[1].data["dwell_s"] == 300
 
 
-def test_boundary_jitter_makes_one_enter() -> None:
+@pytest.mark.parametrize("age", [timedelta(0), timedelta(days=1)], ids=["live", "replayed"])
+def test_boundary_jitter_makes_one_enter(age: timedelta) -> None:
     """Flicking in and out across the edge every few seconds, then staying in."""
     t, src = tracker(), FakeSource()
     inside, outside = 13.0 + 0.0025, 13.0 + 0.0033  # ~171 m and ~226 m from the centre
     jitter = [fix(4 * i, inside if i % 2 else outside) for i in range(30)]
     steady = [fix(120 + 4 * i, inside) for i in range(10)]
-    out = run(t, src, jitter + steady)
+    out = run(t, src, jitter + steady, now=T0 + timedelta(seconds=160) + age)
     assert summary(out) == [("geofence.enter", 116, "gf_a")]  # the last flick in, held
     # more jitter later (short excursions outside) makes no exit either
-    out = run(t, src, [fix(200 + 4 * i, outside if i % 3 == 0 else inside) for i in range(20)])
+    out = run(t, src, [fix(200 + 4 * i, outside if i % 3 == 0 else inside) for i in range(20)],
+              now=T0 + timedelta(seconds=300) + age)
     assert summary(out) == []
 
 
@@ -134,13 +136,15 @@ def test_fixes_within_their_accuracy_of_the_edge_say_nothing() -> None:
     assert summary(out) == [("geofence.enter", 30, "gf_a")]
 
 
-def test_batch_and_one_by_one_give_the_same_events_with_the_same_ids() -> None:
+@pytest.mark.parametrize("age", [timedelta(0), timedelta(days=1)], ids=["live", "replayed"])
+def test_batch_and_one_by_one_give_the_same_events_with_the_same_ids(age: timedelta) -> None:
     fences = [circle("gf_a", 52.0, 13.0, 200), circle("gf_b", 52.0, 13.5, 300)]
-    whole = run(tracker(fences, [shipment()]), FakeSource(), trip())
+    whole = run(tracker(fences, [shipment()]), FakeSource(), trip(),
+                now=trip()[-1].ts + age)
     t, src = tracker(fences, [shipment()]), FakeSource()
     pieces: list[Event] = []
     for f in trip():
-        pieces += events(run(t, src, [f]))
+        pieces += events(run(t, src, [f], now=f.ts + age))
     assert [e.id for e in pieces] == [e.id for e in events(whole)]
     assert len(pieces) == 9
 
