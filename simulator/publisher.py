@@ -30,6 +30,7 @@ CONNECT_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 10.0
 MAX_INFLIGHT = 1000  # far below the 65,535 packet ids QoS 1 can have outstanding
 PROGRESS_EVERY_S = 10.0
+MAX_OUTSTANDING = 20_000
 
 
 class SimulatorError(ShiptrackError):
@@ -125,6 +126,7 @@ class _Session:
 
     def publish_tick(self, now: datetime) -> None:
         for topic_tail, payload in self.fleet.tick(now):
+            self._wait_for_room()
             topic = self.topic_prefix + topic_tail
             info = self.client.publish(topic, payload, qos=self.qos)
             # NO_CONN: paho keeps QoS 1 messages and sends them after reconnecting.
@@ -133,6 +135,13 @@ class _Session:
             else:
                 self.failed += 1
                 log.warning("publish to %s failed: %s", topic, mqtt.error_string(info.rc))
+
+    def _wait_for_room(self) -> None:
+        """Backpressure: at most ``MAX_OUTSTANDING`` unacknowledged (paho's message ids are
+        16 bits; beyond 65,535 outstanding it refuses with "queue full")."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while self.sent - self.acks.count >= MAX_OUTSTANDING and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def loop(
         self,
@@ -148,7 +157,8 @@ class _Session:
         next_progress = started + PROGRESS_EVERY_S
         while count is None or tick < count:
             due = started + clock.wall_offset(tick)
-            if duration_s is not None and due - started >= duration_s:
+            late = max(due, time.monotonic())  # CPU-bound at a high speed-up: behind schedule
+            if duration_s is not None and late - started >= duration_s:
                 stop.wait(max(0.0, started + duration_s - time.monotonic()))
                 return
             if stop.wait(max(0.0, due - time.monotonic())):
