@@ -86,6 +86,10 @@ def simulate(
     speed: Annotated[float | None, typer.Option(
         help="Time factor: 60 plays an hour in a minute (the clock then starts in the "
              "past, see docs/DESIGN.md).")] = None,
+    start: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
+        help="Simulated start (UTC if no offset; not in the future): with --seed, the same "
+             "bytes every run [default: now, or in the past when sped up].")] = None,
     duration: Annotated[float | None, typer.Option(
         help="Stop after this many wall-clock seconds.")] = None,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks.")] = None,
@@ -166,8 +170,13 @@ def simulate(
                for d in fleet.device_ids}
         provisioner = Provisioner(Api(api_url or _default_api_url(), token),
                                   f"SIM-{uuid.uuid4().hex[:6]}-", ids)
-    start = start_in_past(datetime.now(UTC), speed,
-                          _span_s(sc, config, speed, duration, count, park_s))
+    now = datetime.now(UTC)
+    if start is not None:
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        if start > now:
+            raise _fail(err, "--start must not be in the future (ingest rejects such fixes)")
+    else:
+        start = start_in_past(now, speed, _span_s(sc, config, speed, duration, count, park_s))
     files = TruthFiles(truth, trips_file)
 
     def on_tick(now: datetime) -> None:

@@ -135,3 +135,27 @@ def test_unreachable_broker_is_a_clear_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(SimulatorError, match="cannot connect"):
         run(MqttTarget("127.0.0.1", port), Fleet(1), 1.0, count=1)
+
+
+def test_same_seed_and_start_publish_the_same_bytes() -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    runs = []
+    for _ in range(2):
+        sub = Subscriber(f"test-{uuid.uuid4()}/")
+        sub.client.connect(TARGET.host, TARGET.port)
+        sub.client.loop_start()
+        assert sub.subscribed.wait(5.0)
+        result = CliRunner().invoke(app, [
+            "--scenario", "chaos", "--devices", "4", "--count", "30", "--speed", "1000",
+            "--seed", "3", "--start", "2026-11-26T01:00:00Z", "--mqtt-url", TARGET.url,
+            "--topic-prefix", sub.prefix])
+        assert result.exit_code == 0, result.output
+        sent = int(result.output.split(" messages sent")[0].rsplit(" ", 1)[1])
+        got = sub.wait_for(sent)
+        sub.client.disconnect()
+        sub.client.loop_stop()
+        runs.append(sorted((t[len(sub.prefix):], p) for t, p in got))
+    assert runs[0] == runs[1] and len(runs[0]) > 100
