@@ -8,7 +8,8 @@ drains it into files:
   traffic jams), ``trip_planned``, ``excursion``, ``shock`` and the faults ``offline``,
   ``duplicate``, ``malformed``, ``reboot``, ``clock_skew``, ``outlier``.
 - ``--trips FILE``: one completed trip per line in the SPEC's ETA-evaluation input form,
-  ``{"trip_id", "points": [{"ts", "lat", "lon"}], "route"}``: departure, every fix the
+  ``{"trip_id", "points": [{"ts", "lat", "lon"}], "route"}`` (plus ``device_id``, additive:
+  eta-eval carries a truck's driving hours from trip to trip): departure, every fix the
   tracker took on the way (true time, reported position), and the arrival.
 """
 
@@ -53,7 +54,8 @@ def eta_trip(record: Record) -> Record | None:
     """A ``trip`` record in the ETA-evaluation form; None for a trip seen only in part."""
     if record["type"] != "trip" or record.get("partial"):
         return None
-    return {"trip_id": record["trip_id"], "points": record["points"], "route": record["route"]}
+    return {"trip_id": record["trip_id"], "points": record["points"], "route": record["route"],
+            "device_id": record["device_id"]}
 
 
 class TruthFiles:

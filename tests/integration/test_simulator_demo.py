@@ -156,3 +156,4 @@ def test_demo_provisions_fences_and_shipments_per_trip(tmp_path: Path,
             assert set(body["origin"]) == {"geofence_id"}
     lines = [json.loads(line) for line in trips.read_text().splitlines()]
     assert len(lines) == 8 and all(len(t["points"]) > 20 for t in lines)
+    assert {t["trip_id"].rsplit("-t", 1)[0] for t in lines} == {t["device_id"] for t in lines}

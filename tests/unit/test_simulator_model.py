@@ -246,7 +246,7 @@ def test_truth_and_trips_files(tmp_path: Path) -> None:
     assert {"trip", "trip_planned", "duplicate"} <= {r["type"] for r in truth}
     assert all("points" not in r for r in truth)
     [trip] = [json.loads(line) for line in (tmp_path / "trips.jsonl").read_text().splitlines()]
-    assert set(trip) == {"trip_id", "points", "route"}
+    assert set(trip) == {"trip_id", "points", "route", "device_id"}
     assert trip["points"][-1]["lat"] == HUBS["Dresden"].lat
     assert len(trip["points"]) > 100
     assert eta_trip({"type": "trip", "partial": True}) is None
