@@ -144,6 +144,8 @@ def test_shipment_lifecycle_over_rest(http: httpx.Client, settings: Settings) ->
         assert dup.status_code == 409 and dup.json()["error"]["code"] == "duplicate_reference"
         other = http.post("/api/v1/shipments", json={**body, "reference": "PO-2",
                                                      "device_id": "truck-2"}).json()
+        r = http.delete(f"/api/v1/geofences/{fence['id']}")  # where two shipments end
+        assert r.status_code == 409 and r.json()["error"]["code"] == "in_use"
 
         # scans over REST: pickup, hub (also in transit), a late pickup, unknown reference
         created = datetime.fromisoformat(ship["created_at"])
