@@ -6,6 +6,8 @@ A ``None`` URL means "use the embedded server" (``shiptrack up``); the services 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -88,6 +90,17 @@ class Settings(BaseSettings):
     route_deviation_grace_s: float = Field(default=300.0, ge=0)
     long_stop_s: float = Field(default=1800.0, gt=0)
     stop_radius_m: float = Field(default=150.0, gt=0)
+
+    # ETA (issue 7): see shiptrack/eta and docs/ETA.md.
+    eta_change_minutes: float = Field(
+        default=10.0, gt=0, description="shipment.eta_changed when the ETA moves more than this"
+    )
+    at_risk_basis: Literal["eta_high", "eta"] = Field(
+        default="eta_high", description="which end of the ETA must pass promised_by for at_risk"
+    )
+    eta_history: str | None = Field(
+        default=None, description="learned ETA history (shiptrack eta-eval --save-history)"
+    )
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,0 +1,58 @@
+"""When an ETA is news: ``shipment.eta_changed`` and ``shipment.at_risk`` decisions, pure.
+
+- ``eta_changed``: compare with the ETA last *announced* (not the last computed), so a
+  slow drift is announced once it adds up to more than the threshold, and jitter never is.
+- ``is_at_risk``: the arrival, by ``eta_high`` (default: the pessimistic end of the 80 %
+  interval) or by ``eta``, is later than ``promised_by``.
+- ``at_risk_change``: the event a change of that flag makes: ``shipment.at_risk`` once
+  when it becomes true, ``shipment.at_risk_cleared`` once when it stops being true,
+  nothing while it stays as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from shiptrack.eta.model import EtaResult
+
+ETA_CHANGED = "shipment.eta_changed"
+AT_RISK = "shipment.at_risk"
+AT_RISK_CLEARED = "shipment.at_risk_cleared"
+
+AtRiskBasis = Literal["eta_high", "eta"]
+
+
+def eta_changed(announced: datetime | None, eta: datetime, threshold: timedelta) -> bool:
+    """Whether ``eta`` is to be announced: none was yet, or it moved more than
+    ``threshold`` from the one last announced."""
+    return announced is None or abs(eta - announced) > threshold
+
+
+def is_at_risk(result: EtaResult, promised_by: datetime | None,
+               basis: AtRiskBasis = "eta_high") -> bool:
+    """Whether the arrival (by ``basis``) passes ``promised_by``; never without one."""
+    if promised_by is None:
+        return False
+    arrival = result.eta_high if basis == "eta_high" else result.eta
+    return arrival > promised_by
+
+
+def at_risk_change(was: bool, now: bool) -> str | None:
+    """The event type a change of the at-risk flag makes, or None."""
+    if now and not was:
+        return AT_RISK
+    if was and not now:
+        return AT_RISK_CLEARED
+    return None
+
+
+def eta_fields(result: EtaResult) -> dict[str, Any]:
+    """The shipment's ETA fields (SPEC: ``eta``, ``eta_low``, ``eta_high``,
+    ``remaining_m``) as JSON values, for the shipment row, events and ``eta`` messages."""
+    return {"eta": _iso(result.eta), "eta_low": _iso(result.eta_low),
+            "eta_high": _iso(result.eta_high), "remaining_m": round(result.remaining_m, 1)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")

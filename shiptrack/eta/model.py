@@ -1,0 +1,270 @@
+"""The ETA estimator: arrival time, an 80 % interval and the distance left, per fix.
+
+Pure and cheap (no I/O; a route projection, a walk over at most a few hundred pieces of
+the road ahead, a few dictionary lookups). Per-device and per-shipment state are small
+``msgspec.Struct``s the caller keeps (in memory, or in its persisted tracking state)::
+
+    estimator = EtaEstimator(history)            # History.load(path), or History()
+    plan = estimator.plan((lat, lon), Route.from_geojson(route) if route else None)
+    motion = Motion()                            # per device
+    progress = Progress()                        # per shipment
+    estimator.observe(motion, fix)               # once per new fix of the device
+    result = estimator.estimate(plan, progress, motion, fix)  # per shipment it carries
+
+``EtaState`` + ``update(state, plan, fix)`` does both for a device with one shipment.
+Feed fixes in time order (those that advanced the device's live position); older ones
+are ignored by ``observe``. A plan is immutable and may be shared; ``Motion`` and
+``Progress`` are mutated in place.
+
+How the time is made (docs/DESIGN.md "ETA"):
+
+1. Distance left: along the route from the fix's projection (``route.Route.project``),
+   else the great circle times the road-detour factor learned from history.
+2. The road ahead is cut into pieces of about ``piece_m``; each takes its length times
+   the profile's moving pace for its cell at the hour of week the device will get there,
+   divided by the device's recent speed factor (how much faster than the profile it has
+   been lately), which fades over ``recent_fade_m`` ahead; plus the cell's usual short
+   stops.
+3. Stops: what is left of a stop in progress (``rests.remaining_stop``), then breaks and
+   rests inserted where the driving clocks say the next one becomes more likely than not.
+4. The interval comes from the calibration's residual quantiles for predictions of the
+   same kind and length (``calibration``); optionally (``bias_correction``) the point
+   ETA is moved by their median too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple, Protocol
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from shiptrack.eta.calibration import kind_of
+from shiptrack.eta.geo import between, haversine_m
+from shiptrack.eta.history import History
+from shiptrack.eta.profile import cell_of, hour_of_week
+from shiptrack.eta.rests import BREAK_S, MIN_STOP_S, REST_S
+from shiptrack.eta.route import ON_ROUTE_M, Projection, Route
+from shiptrack.eta.speed import Motion, Step, observe
+
+MAX_SPEED_MS = 50.0  # no truck covers more than this between two fixes (projection reach)
+MIN_REACH_M = 2_000.0
+MAX_STOPS = 8  # breaks and rests inserted into one estimate at most
+DOUBT = 0.2  # a break or rest ahead this unsure either way makes a "doubt" prediction
+
+
+class FixLike(Protocol):
+    """What the estimator reads of a fix (``shiptrack.fix.Fix`` has it)."""
+
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def lat(self) -> float: ...
+    @property
+    def lon(self) -> float: ...
+    @property
+    def accuracy(self) -> float | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EtaConfig:
+    piece_m: float = 5_000.0
+    recent_fade_m: float = 10_000.0
+    bias_correction: bool = False
+
+
+class EtaResult(NamedTuple):
+    eta: datetime
+    eta_low: datetime
+    eta_high: datetime
+    remaining_m: float
+    predicted_s: float  # the model's remaining time before calibration (for calibrating)
+    kind: str  # its kind, for the calibration (``calibration.KINDS``)
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    """Per shipment: how far along its route the device was last seen."""
+
+    along_m: float | None = None
+    ts: float | None = None
+    started: float | None = None  # the first fix seen for the shipment
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Per shipment, made once (``EtaEstimator.plan``): destination and route pieces."""
+
+    destination: tuple[float, float]
+    route: Route | None = None
+    starts: NDArray[np.float64] | None = None  # piece start distances (+ route length)
+    cells: tuple[str, ...] = ()
+
+
+class EtaState(msgspec.Struct, kw_only=True):
+    """A device with one shipment: its ``Motion`` and the shipment's ``Progress``."""
+
+    motion: Motion = msgspec.field(default_factory=Motion)
+    progress: Progress = msgspec.field(default_factory=Progress)
+
+
+def _epoch(ts: datetime) -> float:
+    return ts.timestamp()
+
+
+def _moment(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+class EtaEstimator:
+    def __init__(self, history: History | None = None, config: EtaConfig | None = None) -> None:
+        self.history = history or History()
+        self.config = config or EtaConfig()
+
+    # -- per shipment, once --------------------------------------------------------------
+
+    def plan(self, destination: tuple[float, float], route: Route | None = None) -> Plan:
+        """A shipment's plan; ``route`` as ``Route.from_geojson(...)`` when it has one."""
+        if route is None:
+            return Plan(destination)
+        starts, mids = route.pieces(self.config.piece_m)
+        return Plan(destination, route, starts, tuple(cell_of(lat, lon) for lat, lon in mids))
+
+    # -- per fix -------------------------------------------------------------------------
+
+    def observe(self, motion: Motion, fix: FixLike) -> Step | None:
+        """Advance the device's motion with a new fix (older fixes are ignored)."""
+        return self.observe_at(motion, _epoch(fix.ts), fix.lat, fix.lon)
+
+    def observe_at(self, motion: Motion, t: float, lat: float, lon: float) -> Step | None:
+        return observe(motion, t, lat, lon, self.history.profile.pace_at)
+
+    def estimate(self, plan: Plan, progress: Progress, motion: Motion, fix: FixLike
+                 ) -> EtaResult:
+        """The shipment's ETA at ``fix`` (after ``observe`` has seen it)."""
+        return self.estimate_at(plan, progress, motion, _epoch(fix.ts), fix.lat, fix.lon,
+                                fix.accuracy or 0.0)
+
+    def update(self, state: EtaState, plan: Plan, fix: FixLike) -> EtaResult:
+        """``observe`` then ``estimate``, for a device with one shipment."""
+        self.observe(state.motion, fix)
+        return self.estimate(plan, state.progress, state.motion, fix)
+
+    def estimate_at(self, plan: Plan, progress: Progress, motion: Motion, t: float,
+                    lat: float, lon: float, accuracy: float = 0.0) -> EtaResult:
+        if progress.started is None:
+            progress.started = t
+        pieces, remaining_m = self._pieces(plan, progress, motion, t, lat, lon, accuracy)
+        predicted, kind = self._walk(pieces, motion, t, progress.started)
+        low, mid, high = self.history.calibration.band(kind, predicted)
+        if not self.config.bias_correction:
+            mid = 0.0
+        return EtaResult(_moment(t + predicted * math.exp(mid)),
+                         _moment(t + predicted * math.exp(low)),
+                         _moment(t + predicted * math.exp(high)), remaining_m, predicted,
+                         kind)
+
+    def track_at(self, plan: Plan, progress: Progress, motion: Motion, t: float, lat: float,
+                 lon: float, accuracy: float = 0.0) -> None:
+        """Follow the shipment's progress along its route without estimating (a caller
+        that estimates only now and then should still track every fix: loops)."""
+        if plan.route is not None:
+            self._project(plan.route, progress, motion, t, lat, lon, accuracy)
+        if progress.started is None:
+            progress.started = t
+
+    # -- distance left -------------------------------------------------------------------
+
+    def _pieces(self, plan: Plan, progress: Progress, motion: Motion, t: float, lat: float,
+                lon: float, accuracy: float) -> tuple[list[tuple[float, str]], float]:
+        """The road ahead as (metres, cell) pieces, and its length."""
+        detour = self.history.detour
+        dest_lat, dest_lon = plan.destination
+        direct_m = haversine_m(lat, lon, dest_lat, dest_lon) * detour
+        route = plan.route
+        if route is None or plan.starts is None:
+            return self._straight(lat, lon, dest_lat, dest_lon, direct_m), direct_m
+        along = self._project(route, progress, motion, t, lat, lon, accuracy)
+        offset = along.offset_m
+        rejoin = offset * detour if offset > ON_ROUTE_M + accuracy else 0.0
+        ahead = route.length_m - along.along_m
+        if rejoin and direct_m < ahead + rejoin:
+            return self._straight(lat, lon, dest_lat, dest_lon, direct_m), direct_m
+        starts = plan.starts
+        k = max(0, int(np.searchsorted(starts, along.along_m, side="right")) - 1)
+        pieces = [(rejoin, plan.cells[min(k, len(plan.cells) - 1)])] if rejoin else []
+        if k < len(plan.cells):
+            pieces.append((float(starts[k + 1]) - along.along_m, plan.cells[k]))
+            pieces.extend((float(starts[i + 1] - starts[i]), plan.cells[i])
+                          for i in range(k + 1, len(plan.cells)))
+        return pieces, ahead + rejoin
+
+    def _project(self, route: Route, progress: Progress, motion: Motion, t: float,
+                 lat: float, lon: float, accuracy: float) -> Projection:
+        previous, expected, reach = progress.along_m, None, math.inf
+        if previous is not None and progress.ts is not None:
+            dt = max(0.0, t - progress.ts)
+            reach = max(MIN_REACH_M, MAX_SPEED_MS * dt + accuracy)
+            kmh = motion.recent_kmh if motion.still_since is None else 0.0
+            expected = previous + (kmh or 0.0) / 3.6 * dt
+        found = route.project(lat, lon, previous, expected, reach, 30.0 + accuracy)
+        progress.along_m, progress.ts = found.along_m, t
+        return found
+
+    def _straight(self, lat: float, lon: float, dest_lat: float, dest_lon: float,
+                  road_m: float) -> list[tuple[float, str]]:
+        n = max(1, min(60, math.ceil(road_m / self.config.piece_m)))
+        return [(road_m / n, cell_of(*between(lat, lon, dest_lat, dest_lon, (i + 0.5) / n)))
+                for i in range(n)]
+
+    # -- time ----------------------------------------------------------------------------
+
+    def _walk(self, pieces: list[tuple[float, str]], motion: Motion, t0: float,
+              started: float) -> tuple[float, str]:
+        """Seconds to drive ``pieces`` from ``t0``, stops included, and the kind of the
+        prediction (``calibration.kind_of``). A stop that began
+        before the shipment's first fix (``started``) is the wait at its origin: over
+        now, not a rest in progress."""
+        profile, rests = self.history.profile, self.history.rests
+        t = t0
+        since_break, since_rest = motion.since_break_s, motion.since_rest_s
+        break_seen, rest_seen = motion.break_seen, motion.rest_seen
+        still = motion.still_for(t0)
+        left = 0.0
+        if motion.still_since is not None and motion.still_since >= started \
+                and still >= MIN_STOP_S:
+            left = rests.remaining_stop(still, since_rest, rest_seen)
+        t += left
+        if still + left >= BREAK_S:
+            since_break, break_seen = 0.0, True
+            if still + left >= REST_S:
+                since_rest, rest_seen = 0.0, True
+        clocks = (since_break, since_rest, break_seen, rest_seen)
+        to_break = rests.to_break(since_break, break_seen)
+        to_rest = rests.to_rest(since_rest, rest_seen)
+        break_s = rest_s = 0.0
+        if math.isfinite(to_break) or math.isfinite(to_rest):
+            break_s, rest_s = rests.typical(BREAK_S, REST_S), rests.typical(REST_S)
+        factor = motion.speed_factor
+        fade = self.config.recent_fade_m
+        driven, ahead, stops = 0.0, 0.0, 0
+        for metres, cell in pieces:
+            move, stop = profile.paces(cell, hour_of_week(t))
+            f = 1.0 + (factor - 1.0) * math.exp(-(ahead + metres / 2) / fade)
+            moving_s = metres * move / max(f, 0.05)
+            t += moving_s + metres * stop
+            driven += moving_s
+            ahead += metres
+            while driven >= min(to_break, to_rest) and stops < MAX_STOPS:
+                stops += 1
+                if to_rest <= to_break:
+                    t += rest_s
+                    to_rest = driven + rests.to_rest(0.0, True)
+                else:
+                    t += break_s
+                to_break = driven + rests.to_break(0.0, True)
+        return t - t0, kind_of(left > 0.0, rests.doubt(driven, *clocks, least=DOUBT))
+

@@ -1,0 +1,199 @@
+"""Breaks and rests: when a driver will stop, and for how long, learned from history.
+
+Long-haul stops follow drivers' hours (EU 561/2006: a 45-minute break after at most
+4.5 h of driving, a daily rest of 9-11 h after at most 9 h), so what predicts the next
+one is the *driving clock*: moving time since the last break, and since the last rest.
+A stop of at least ``BREAK_S`` is a break, of at least ``REST_S`` a rest (a rest is also
+a break). Shorter stops are the speed profile's business (``profile.add_stop``).
+
+Each kind has a hazard over its clock (piecewise constant in ``BIN_S`` bins: events over
+exposure, each bin shrunk towards the overall rate by ``PRIOR_S`` of exposure), learned
+from the driving clocks the replayed history went through, and a typical duration (the
+median of those seen). With no history there are no rests: the model starts from "no
+stops" and learns them. ``median_wait(clock)`` is the driving time until the next stop is
+more likely than not to have begun; the ETA inserts a stop there when it falls before the
+arrival, which is what the median arrival time needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+BREAK_S = 40 * 60.0  # EU break: 45 min (less what sparse fixes cut off a stop)
+REST_S = 8 * 3600.0  # EU daily rest: 11 h, reducible to 9 h
+MIN_STOP_S = 120.0  # shorter stops are not considered "standing" for the ETA
+BIN_S = 900.0
+BINS = 96  # 24 h of driving clock; beyond, the last bin's rate holds
+PRIOR_S = 3600.0  # exposure that a bin's own rate needs to outweigh the overall rate
+NEAR_CLOCK_S = 5400.0  # an ongoing stop is compared with stops begun at a clock this close
+
+
+class Hazard:
+    """Events over exposure along a clock, in ``BIN_S`` bins."""
+
+    def __init__(self) -> None:
+        self.exposure: NDArray[np.float64] = np.zeros(BINS)
+        self.events: NDArray[np.float64] = np.zeros(BINS)
+        self._cum: NDArray[np.float64] | None = None
+
+    def expose(self, clock_s: float, seconds: float) -> None:
+        """``seconds`` of driving from ``clock_s`` on without the event."""
+        while seconds > 0.0:
+            b = min(int(clock_s // BIN_S), BINS - 1)
+            chunk = seconds if b == BINS - 1 else min(seconds, (b + 1) * BIN_S - clock_s)
+            self.exposure[b] += chunk
+            clock_s += chunk
+            seconds -= chunk
+        self._cum = None
+
+    def event(self, clock_s: float) -> None:
+        self.events[min(int(clock_s // BIN_S), BINS - 1)] += 1.0
+        self._cum = None
+
+    def rates(self) -> NDArray[np.float64]:
+        """Events per driving second, per bin."""
+        total = float(self.exposure.sum())
+        overall = float(self.events.sum()) / total if total > 0 else 0.0
+        return (self.events + PRIOR_S * overall) / (self.exposure + PRIOR_S)
+
+    def cumulative(self) -> NDArray[np.float64]:
+        """Cumulative hazard at each bin edge (``BINS + 1`` values)."""
+        if self._cum is None:
+            self._cum = np.concatenate([[0.0], np.cumsum(self.rates() * BIN_S)])
+        return self._cum
+
+    def at(self, clock_s: float) -> float:
+        """The cumulative hazard at ``clock_s``."""
+        cum, last = self.cumulative(), self.rates()[-1]
+        end = BINS * BIN_S
+        if clock_s >= end:
+            return float(cum[-1] + last * (clock_s - end))
+        return float(np.interp(clock_s, np.arange(BINS + 1) * BIN_S, cum))
+
+    def median_wait(self, clock_s: float) -> float:
+        """Driving seconds from ``clock_s`` until the event has more likely than not
+        happened (``inf`` if it never does)."""
+        target = self.at(clock_s) + math.log(2.0)
+        cum, end = self.cumulative(), BINS * BIN_S
+        if target > cum[-1]:
+            last = float(self.rates()[-1])
+            if last <= 0.0:
+                return math.inf
+            return max(end, clock_s) + (target - max(float(cum[-1]), self.at(clock_s))) \
+                / last - clock_s
+        return float(np.interp(target, cum, np.arange(BINS + 1) * BIN_S)) - clock_s
+
+    def chance(self, clock_s: float, driving_s: float) -> float:
+        """The probability that the event happens within ``driving_s`` from ``clock_s``."""
+        return 1.0 - math.exp(-(self.at(clock_s + driving_s) - self.at(clock_s)))
+
+    def to_json(self) -> dict[str, list[float]]:
+        return {"exposure": [round(float(v), 1) for v in self.exposure],
+                "events": [float(v) for v in self.events]}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, list[float]]) -> Hazard:
+        hazard = cls()
+        hazard.exposure[:] = np.asarray(obj["exposure"], dtype=np.float64)[:BINS]
+        hazard.events[:] = np.asarray(obj["events"], dtype=np.float64)[:BINS]
+        return hazard
+
+
+class RestModel:
+    """Breaks and rests over the driving clocks, and the stops seen (for one in progress).
+
+    Each kind has two hazards: over a clock that counts from a stop of that kind seen in
+    the data, and over one that only counts from the first fix seen (a device met in the
+    middle of its day): the second is a different, flatter curve.
+    """
+
+    def __init__(self) -> None:
+        self.breaks = (Hazard(), Hazard())  # [clock from first fix, clock from a break]
+        self.rests = (Hazard(), Hazard())
+        self.stops: list[tuple[float, float, bool]] = []  # (seconds, rest clock, rest seen)
+        self._arrays: tuple[NDArray[np.float64], ...] | None = None
+
+    # -- learning ------------------------------------------------------------------------
+
+    def drove(self, seconds: float, since_break_s: float, since_rest_s: float,
+              break_seen: bool, rest_seen: bool) -> None:
+        self.breaks[break_seen].expose(since_break_s, seconds)
+        self.rests[rest_seen].expose(since_rest_s, seconds)
+
+    def stopped(self, seconds: float, since_break_s: float, since_rest_s: float,
+                break_seen: bool, rest_seen: bool) -> None:
+        if seconds >= REST_S:
+            self.rests[rest_seen].event(since_rest_s)
+        elif seconds >= BREAK_S:
+            self.breaks[break_seen].event(since_break_s)
+        if seconds >= MIN_STOP_S:
+            self.stops.append((seconds, since_rest_s, rest_seen))
+            self._arrays = None
+
+    # -- predictions ---------------------------------------------------------------------
+
+    def to_break(self, since_break_s: float, seen: bool) -> float:
+        """Driving seconds until the next break is more likely than not to have begun."""
+        return self.breaks[seen].median_wait(since_break_s)
+
+    def to_rest(self, since_rest_s: float, seen: bool) -> float:
+        return self.rests[seen].median_wait(since_rest_s)
+
+    def doubt(self, driving_s: float, since_break_s: float, since_rest_s: float,
+              break_seen: bool, rest_seen: bool, least: float = 0.2) -> str:
+        """Which stop it is a toss-up whether it comes within ``driving_s`` more driving
+        (its chance, or the chance against it, at least ``least``): "rest", "break" or
+        "" (neither). The rest wins: it weighs 11 hours, a break 45 minutes."""
+        for kind, hazards, clock, seen in (("rest", self.rests, since_rest_s, rest_seen),
+                                           ("break", self.breaks, since_break_s, break_seen)):
+            p = hazards[seen].chance(clock, driving_s)
+            if min(p, 1.0 - p) >= least:
+                return kind
+        return ""
+
+    def _stop_arrays(self) -> tuple[NDArray[np.float64], ...]:
+        if self._arrays is None:
+            rows = np.asarray(self.stops, dtype=np.float64).reshape(-1, 3)
+            self._arrays = (rows[:, 0], rows[:, 1], rows[:, 2])
+        return self._arrays
+
+    def typical(self, least_s: float, most_s: float = math.inf) -> float:
+        """Median duration of the stops seen between ``least_s`` and ``most_s``."""
+        seconds = self._stop_arrays()[0]
+        chosen = seconds[(seconds >= least_s) & (seconds < most_s)]
+        return float(np.median(chosen)) if len(chosen) else least_s
+
+    def remaining_stop(self, still_s: float, since_rest_s: float, rest_seen: bool) -> float:
+        """Seconds an ongoing stop (standing ``still_s`` so far, begun at that rest clock)
+        still lasts: the median of what stops that got this far, begun at a similar
+        clock, went on to last."""
+        if still_s < MIN_STOP_S:
+            return 0.0
+        seconds, clocks, seen = self._stop_arrays()
+        longer = seconds > still_s
+        near = longer & (seen == float(rest_seen)) & (np.abs(clocks - since_rest_s)
+                                                      <= NEAR_CLOCK_S)
+        for chosen in (near, longer):
+            if int(chosen.sum()) >= 5:
+                return float(np.median(seconds[chosen])) - still_s
+        return 0.0
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {"breaks": [h.to_json() for h in self.breaks],
+                "rests": [h.to_json() for h in self.rests],
+                "stops": [[round(s, 1), round(c, 1), int(seen)] for s, c, seen in self.stops]}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RestModel:
+        model = cls()
+        b0, b1 = (Hazard.from_json(h) for h in obj["breaks"])
+        r0, r1 = (Hazard.from_json(h) for h in obj["rests"])
+        model.breaks, model.rests = (b0, b1), (r0, r1)
+        model.stops = [(float(s), float(c), bool(seen)) for s, c, seen in obj.get("stops", [])]
+        return model
