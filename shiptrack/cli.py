@@ -1,4 +1,5 @@
-"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate``."""
+"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | eta-eval |
+eta-convert``."""
 
 from __future__ import annotations
 
@@ -132,6 +133,16 @@ def _register_simulate() -> None:
 
 
 _register_simulate()
+
+
+def _register_eta() -> None:
+    from shiptrack.eta.cli import eta_convert, eta_eval
+
+    app.command("eta-eval")(eta_eval)
+    app.command("eta-convert")(eta_convert)
+
+
+_register_eta()
 
 
 def main() -> None:
