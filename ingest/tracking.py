@@ -121,9 +121,9 @@ class Tracker:
                 continue
             if ship is None:
                 continue
-            ship.last_ts = max(ship.last_ts or item.ts, item.ts)
             if item.kind != HUB and RANK[item.kind] > RANK[ship.status]:
                 ship.status = item.kind
+                ship.last_ts = max(ship.last_ts or item.ts, item.ts)
             if ship.status == "delivered":
                 self._drop(ship)
         for name, count in count_types(outcome).items():

@@ -161,11 +161,11 @@ class Batch:
             self.hubs.add((ship.id, ts))
         elif RANK[kind] <= RANK[status]:
             return False
-        last = self.last_ms.get(ship.id, ship.last_ts)
-        if last is not None and ts < last:
-            ts = last
-        self.last_ms[ship.id] = ts
-        if kind != HUB:
+        if kind != HUB:  # statuses in time order; a hub scan keeps its own time
+            last = self.last_ms.get(ship.id, ship.last_ts)
+            if last is not None and ts < last:
+                ts = last
+            self.last_ms[ship.id] = ts
             self.status[ship.id] = kind
         body = {"kind": kind, "source": source, "reference": ship.reference,
                 "status": self.status.get(ship.id, status), **data}

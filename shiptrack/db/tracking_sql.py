@@ -61,7 +61,7 @@ LOAD_ACTIVE_SHIPMENTS = """
 SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.route,
        s.route_corridor_m, s.sensor_limits,
        (SELECT max(m.ts) FROM shipment_milestones m
-         WHERE m.shipment_id = s.id AND m.kind <> 'created') AS last_ts
+         WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts
 FROM shipments s
 WHERE s.status <> 'delivered'
 ORDER BY s.id

@@ -187,8 +187,10 @@ def test_milestones_never_go_backwards_and_scans_count() -> None:
     assert [(s[2], s[1]) for s in summary(out)] == [("picked_up", 10), ("in_transit", 20),
                                                     ("hub", 20)]
     assert events(out)[2].data["scanner_id"] == "hub-7"
-    out = run(t, src, [], [scan(30, "hub"), scan(30, "hub"), scan(5, "pickup")])
-    assert [(s[2], s[1]) for s in summary(out)] == [("hub", 30)]  # duplicate and late: none
+    out = run(t, src, [], [scan(30, "hub"), scan(30, "hub"), scan(5, "pickup"),
+                           scan(15, "hub")])
+    # a duplicate hub scan and a late pickup: nothing; an earlier hub scan: at its own time
+    assert [(s[2], s[1]) for s in summary(out)] == [("hub", 15), ("hub", 30)]
     out = run(t, src, [], [scan(40, "delivery"), scan(50, "hub"), scan(60, "nope", "NOPE"),
                            scan(70, "hub", "OLD")])
     assert [(s[2], s[1]) for s in summary(out)] == [("delivered", 40)]
