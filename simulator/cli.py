@@ -72,7 +72,8 @@ def _fail(err: Console, message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-Rate = Annotated[float | None, typer.Option(min=0.0, max=1.0, show_default=False)]
+def _rate(what: str) -> Any:
+    return typer.Option(min=0.0, max=1.0, show_default=False, help=f"Fault rate: {what}.")
 
 
 def simulate(
@@ -89,7 +90,7 @@ def simulate(
     start: Annotated[datetime | None, typer.Option(
         formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"],
         help="Simulated start (UTC if no offset; not in the future): with --seed, the same "
-             "bytes every run [default: now, or in the past when sped up].")] = None,
+             "bytes every run. Default: now, or in the past when sped up.")] = None,
     duration: Annotated[float | None, typer.Option(
         help="Stop after this many wall-clock seconds.")] = None,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks.")] = None,
@@ -106,12 +107,12 @@ def simulate(
         "--adaptive/--fixed", help="Report less often while standing.", show_default=False)
     ] = None,
     qos: Annotated[int, typer.Option(min=0, max=1, help="MQTT QoS.")] = 1,
-    offline_rate: Rate = None,
-    duplicate_rate: Rate = None,
-    skew_rate: Rate = None,
-    malformed_rate: Rate = None,
-    reboot_rate: Rate = None,
-    outlier_rate: Rate = None,
+    offline_rate: Annotated[float | None, _rate("per fix, an offline period starts")] = None,
+    duplicate_rate: Annotated[float | None, _rate("per message, sent twice")] = None,
+    skew_rate: Annotated[float | None, _rate("share of devices with a skewed clock")] = None,
+    malformed_rate: Annotated[float | None, _rate("per message, broken bytes")] = None,
+    reboot_rate: Annotated[float | None, _rate("per fix, a reboot (seq from 1)")] = None,
+    outlier_rate: Annotated[float | None, _rate("per fix, a GPS outlier")] = None,
     truth: Annotated[Path | None, typer.Option(help="Write the ground truth (JSON lines).")
                      ] = None,
     trips_file: Annotated[Path | None, typer.Option(
@@ -122,7 +123,7 @@ def simulate(
                     ] = 5000.0,
     processes: Annotated[int, typer.Option(min=1, help="load: worker processes.")] = 2,
     api_url: Annotated[str | None, typer.Option(
-        help="API for the demo's shipments [default: http://SHIPTRACK_HTTP_HOST:PORT].")
+        help="API for the demo's shipments. Default: http://SHIPTRACK_HTTP_HOST:PORT.")
     ] = None,
     token: Annotated[str | None, typer.Option(
         envvar="SHIPTRACK_ADMIN_TOKEN", help="Bearer token for the API.")] = None,
