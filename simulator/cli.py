@@ -224,9 +224,11 @@ def _span_s(sc: Scenario, config: FleetConfig, speed: float, duration: float | N
         spans.append(duration * speed)
     if count:
         spans.append(count * config.tracker.interval_s)
-    if config.trips:
-        leg_h = (config.max_leg_km or 1000.0) / 60.0 + config.hub_dwell_s[1] / 3600 + 1.0
-        spans.append(config.trips * leg_h * 3600 + park_s)
+    if config.trips:  # generous: ending in the past is harmless, catching up early is slow
+        leg_km = config.max_leg_km or 1000.0
+        leg_h = leg_km / 60.0 + config.hub_dwell_s[1] / 3600 + 1.0
+        daily_rests = int(config.trips * leg_km / 70.0 // 9)  # 11 h after 9 h of driving
+        spans.append((config.trips * leg_h + 12.0 * daily_rests) * 3600 + park_s)
     return min(spans) if spans else sc.span_s
 
 
