@@ -3,8 +3,9 @@
 Runs the simulator's fleet model (``simulator.Fleet``: trucks on the built-in European
 motorway network, road-class speeds, random jams, town stops, EU driver rest rules) in
 simulated time, deterministically from ``--seed``, and writes every completed trip in the
-SPEC's eta-eval input form, plus the truck's ``device_id`` (additive: ``eta-eval`` then
-carries each truck's driving hours from one trip to the next, as ingest does)::
+SPEC's eta-eval input form with the simulator's own ``--trips`` writer (``TruthFiles``):
+each trip carries its truck's ``device_id`` (additive), so ``eta-eval`` carries each
+truck's driving hours from one trip to the next, as ingest does::
 
     python -m bench.eta_trips --out /tmp/trips.jsonl            # the documented set
     python -m bench.eta_trips --devices 4 --days 3 --interval 120 --out docs/eta-sample.jsonl
@@ -17,7 +18,6 @@ waiting at hubs all over Europe, legs of at most ``--max-leg-km``, a fix every
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,22 +37,16 @@ def generate(out: Path, devices: int, days: float, interval_s: float, seed: int,
     config = FleetConfig(tracker=tracker, hub_dwell_s=(20 * 60.0, 60 * 60.0),
                          start_at_hub=True, max_leg_km=max_leg_km, device_prefix="eta-")
     fleet = Fleet(devices, seed=seed, hubs=CITIES, config=config)
-    files = TruthFiles(truth, None)
+    files = TruthFiles(truth, out)
     written = 0
-    with out.open("w", encoding="utf-8") as trips:
-        try:
-            for k in range(int(days * 86400 / interval_s) + 1):
-                fleet.advance(START + timedelta(seconds=k * interval_s))
-                records = fleet.truth.drain()
-                files.write(records)
-                for record in records:
-                    trip = eta_trip(record)
-                    if trip is not None:
-                        trip["device_id"] = record["device_id"]
-                        trips.write(json.dumps(trip, separators=(",", ":")) + "\n")
-                        written += 1
-        finally:
-            files.close()
+    try:
+        for k in range(int(days * 86400 / interval_s) + 1):
+            fleet.advance(START + timedelta(seconds=k * interval_s))
+            records = fleet.truth.drain()
+            written += sum(eta_trip(r) is not None for r in records)
+            files.write(records)
+    finally:
+        files.close()
     return written
 
 

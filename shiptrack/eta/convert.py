@@ -1,10 +1,12 @@
 """Converters to eta-eval trips (``shiptrack eta-convert``): simulator output and GPX.
 
 - ``sim``: what ``shiptrack simulate`` writes. ``--trips FILE`` lines are trips already
-  (``trip_id``, ``points``, ``route``); ``--truth FILE`` lines are records, whose ``trip``
-  records say which device drove each trip (they carry no fixes). Given both, every
-  trip gets its ``device_id``; a ``trip`` record that does carry ``points`` (a truth log
-  dumped in full) is a trip by itself. Trips seen only in part are skipped.
+  (``trip_id``, ``points``, ``route``, ``device_id``); ``--truth FILE`` lines are
+  records, whose ``trip`` records say which device drove each trip (they carry no
+  fixes): given both, a trip without a ``device_id`` (files from older simulators) gets
+  it from there. A ``trip`` record that does carry ``points`` (a truth log dumped in
+  full) is a trip by itself. Trips seen only in part are skipped. Out: in departure
+  order, each trip once.
 - ``gpx``: every track of a GPX 1.0/1.1 file is a trip: its timed points in time order
   (the last one the arrival), named ``<file stem>`` or ``<file stem>-<n>`` when the file
   has several tracks. A ``<rte>`` in the same file is the planned route of its tracks.
