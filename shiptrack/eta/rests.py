@@ -17,6 +17,7 @@ arrival, which is what the median arrival time needs.
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -28,6 +29,7 @@ REST_S = 8 * 3600.0  # EU daily rest: 11 h, reducible to 9 h
 MIN_STOP_S = 120.0  # shorter stops are not considered "standing" for the ETA
 BIN_S = 900.0
 BINS = 96  # 24 h of driving clock; beyond, the last bin's rate holds
+END_S = BINS * BIN_S
 PRIOR_S = 3600.0  # exposure that a bin's own rate needs to outweigh the overall rate
 NEAR_CLOCK_S = 5400.0  # an ongoing stop is compared with stops begun at a clock this close
 
@@ -38,7 +40,8 @@ class Hazard:
     def __init__(self) -> None:
         self.exposure: NDArray[np.float64] = np.zeros(BINS)
         self.events: NDArray[np.float64] = np.zeros(BINS)
-        self._cum: NDArray[np.float64] | None = None
+        self._rates: NDArray[np.float64] | None = None
+        self._cum: list[float] | None = None
 
     def expose(self, clock_s: float, seconds: float) -> None:
         """``seconds`` of driving from ``clock_s`` on without the event."""
@@ -48,44 +51,44 @@ class Hazard:
             self.exposure[b] += chunk
             clock_s += chunk
             seconds -= chunk
-        self._cum = None
+        self._rates = self._cum = None
 
     def event(self, clock_s: float) -> None:
         self.events[min(int(clock_s // BIN_S), BINS - 1)] += 1.0
-        self._cum = None
+        self._rates = self._cum = None
 
     def rates(self) -> NDArray[np.float64]:
         """Events per driving second, per bin."""
-        total = float(self.exposure.sum())
-        overall = float(self.events.sum()) / total if total > 0 else 0.0
-        return (self.events + PRIOR_S * overall) / (self.exposure + PRIOR_S)
+        if self._rates is None:
+            total = float(self.exposure.sum())
+            overall = float(self.events.sum()) / total if total > 0 else 0.0
+            self._rates = (self.events + PRIOR_S * overall) / (self.exposure + PRIOR_S)
+        return self._rates
 
-    def cumulative(self) -> NDArray[np.float64]:
+    def _curve(self) -> list[float]:
         """Cumulative hazard at each bin edge (``BINS + 1`` values)."""
         if self._cum is None:
-            self._cum = np.concatenate([[0.0], np.cumsum(self.rates() * BIN_S)])
+            self._cum = [0.0, *np.cumsum(self.rates() * BIN_S).tolist()]
         return self._cum
 
     def at(self, clock_s: float) -> float:
-        """The cumulative hazard at ``clock_s``."""
-        cum, last = self.cumulative(), self.rates()[-1]
-        end = BINS * BIN_S
-        if clock_s >= end:
-            return float(cum[-1] + last * (clock_s - end))
-        return float(np.interp(clock_s, np.arange(BINS + 1) * BIN_S, cum))
+        """The cumulative hazard at ``clock_s`` (the last bin's rate beyond the bins)."""
+        cum = self._curve()
+        if clock_s >= END_S:
+            return cum[-1] + float(self.rates()[-1]) * (clock_s - END_S)
+        i = int(clock_s // BIN_S)
+        return cum[i] + (clock_s / BIN_S - i) * (cum[i + 1] - cum[i])
 
     def median_wait(self, clock_s: float) -> float:
         """Driving seconds from ``clock_s`` until the event has more likely than not
         happened (``inf`` if it never does)."""
         target = self.at(clock_s) + math.log(2.0)
-        cum, end = self.cumulative(), BINS * BIN_S
+        cum = self._curve()
         if target > cum[-1]:
             last = float(self.rates()[-1])
-            if last <= 0.0:
-                return math.inf
-            return max(end, clock_s) + (target - max(float(cum[-1]), self.at(clock_s))) \
-                / last - clock_s
-        return float(np.interp(target, cum, np.arange(BINS + 1) * BIN_S)) - clock_s
+            return END_S + (target - cum[-1]) / last - clock_s if last > 0.0 else math.inf
+        i = bisect.bisect_left(cum, target)  # cum[i - 1] < target <= cum[i]
+        return (i - 1 + (target - cum[i - 1]) / (cum[i] - cum[i - 1])) * BIN_S - clock_s
 
     def chance(self, clock_s: float, driving_s: float) -> float:
         """The probability that the event happens within ``driving_s`` from ``clock_s``."""
@@ -116,6 +119,7 @@ class RestModel:
         self.rests = (Hazard(), Hazard())
         self.stops: list[tuple[float, float, bool]] = []  # (seconds, rest clock, rest seen)
         self._arrays: tuple[NDArray[np.float64], ...] | None = None
+        self._typical: dict[tuple[float, float], float] = {}
 
     # -- learning ------------------------------------------------------------------------
 
@@ -133,6 +137,7 @@ class RestModel:
         if seconds >= MIN_STOP_S:
             self.stops.append((seconds, since_rest_s, rest_seen))
             self._arrays = None
+            self._typical.clear()
 
     # -- predictions ---------------------------------------------------------------------
 
@@ -163,9 +168,13 @@ class RestModel:
 
     def typical(self, least_s: float, most_s: float = math.inf) -> float:
         """Median duration of the stops seen between ``least_s`` and ``most_s``."""
-        seconds = self._stop_arrays()[0]
-        chosen = seconds[(seconds >= least_s) & (seconds < most_s)]
-        return float(np.median(chosen)) if len(chosen) else least_s
+        found = self._typical.get((least_s, most_s))
+        if found is None:
+            seconds = self._stop_arrays()[0]
+            chosen = seconds[(seconds >= least_s) & (seconds < most_s)]
+            found = float(np.median(chosen)) if len(chosen) else least_s
+            self._typical[(least_s, most_s)] = found
+        return found
 
     def remaining_stop(self, still_s: float, since_rest_s: float, rest_seen: bool) -> float:
         """Seconds an ongoing stop (standing ``still_s`` so far, begun at that rest clock)
