@@ -24,3 +24,15 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
     if not isinstance(key, list) or len(key) != size:
         raise ApiError(400, "cursor is not one this API returned", "bad_cursor")
     return key
+
+
+Row = dict[str, Any]
+
+
+def page(rows: list[Row], limit: int, key: str) -> tuple[list[Row], str | None]:
+    """Rows fetched with ``LIMIT limit + 1``: this page, and the cursor of the next one
+    (None on the last page), keyed on the column ``key``."""
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, encode_cursor([rows[-1][key]])

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 from api.auth import Reader
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, page
 from api.schemas import Device, DeviceList, DeviceTrack, Position, TrackPoint
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
@@ -76,11 +76,8 @@ async def list_devices(
             (after, limit + 1),
         )
         rows = await cur.fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [device_from_row(r) for r in rows]
-    next_cursor = encode_cursor([rows[-1]["device_id"]]) if more and rows else None
-    return DeviceList(items=items, next_cursor=next_cursor)
+    rows, next_cursor = page(rows, limit, "device_id")
+    return DeviceList(items=[device_from_row(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/devices/{device_id}", response_model=Device, summary="One device",

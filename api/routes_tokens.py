@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from api.auth import AdminOnly, digest, expand_scopes, new_token
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, page
 from api.schemas import Token, TokenCreate, TokenCreated, TokenList
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
@@ -50,9 +50,8 @@ async def list_tokens(
             f"SELECT {COLUMNS} FROM api_tokens WHERE revoked_at IS NULL AND id > %s"
             " ORDER BY id LIMIT %s", (after, limit + 1))
         rows = await cur.fetchall()
-    more, rows = len(rows) > limit, rows[:limit]
-    return TokenList(items=[Token(**r) for r in rows],
-                     next_cursor=encode_cursor([rows[-1]["id"]]) if more else None)
+    rows, next_cursor = page(rows, limit, "id")
+    return TokenList(items=[Token(**r) for r in rows], next_cursor=next_cursor)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response,

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from api.auth import AdminOnly
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, page
 from api.schemas import Webhook, WebhookCreate, WebhookCreated, WebhookList
 from api.webhooks import new_secret
 
@@ -57,9 +57,8 @@ async def list_webhooks(
             f"SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL AND id > %s"
             " ORDER BY id LIMIT %s", (after, limit + 1))
         rows = await cur.fetchall()
-    more, rows = len(rows) > limit, rows[:limit]
-    return WebhookList(items=[Webhook(**r) for r in rows],
-                       next_cursor=encode_cursor([rows[-1]["id"]]) if more else None)
+    rows, next_cursor = page(rows, limit, "id")
+    return WebhookList(items=[Webhook(**r) for r in rows], next_cursor=next_cursor)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response,
