@@ -12,6 +12,7 @@ from psycopg.rows import dict_row
 
 from api import streams
 from api.auth import authenticate, websocket_token
+from api.errors import ApiError
 from api.hub import Filter, Hub, Subscriber
 from api.streams import ClientMessageError
 
@@ -62,7 +63,11 @@ async def snapshot_text(ws: WebSocket, flt: Filter) -> str:
 
 @router.websocket("/ws/fleet")
 async def fleet(ws: WebSocket) -> None:
-    principal = await authenticate(ws.app, websocket_token(ws))
+    try:
+        principal = await authenticate(ws.app, websocket_token(ws))
+    except ApiError as exc:  # the token store is unreachable
+        await streams.deny(ws, exc.status, exc.code, exc.message)
+        return
     if principal is None:
         await streams.deny(ws, 401, "unauthorized", "missing or invalid token")
         return

@@ -16,7 +16,9 @@ import contextlib
 import time
 from typing import Any
 
+import psycopg
 from fastapi import APIRouter, WebSocket
+from psycopg_pool import PoolTimeout
 
 from api import streams
 from api.hub import CLOSE_NOT_FOUND, Filter, Hub, Subscriber
@@ -69,7 +71,12 @@ async def no_messages(msg: dict[str, Any]) -> None:
 @router.websocket("/ws/track/{tracking_token}")
 async def track_stream(ws: WebSocket, tracking_token: str) -> None:
     started = time.monotonic()
-    row = await find_shipment(ws.app.state.pool, tracking_token, keep_after_delivery(ws.app))
+    try:
+        row = await find_shipment(ws.app.state.pool, tracking_token,
+                                  keep_after_delivery(ws.app))
+    except (psycopg.Error, PoolTimeout):
+        await streams.deny(ws, 503, "unavailable", "database unavailable, try again")
+        return
     await at_least(started)
     await ws.accept()
     if row is None:
