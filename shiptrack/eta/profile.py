@@ -7,10 +7,11 @@ the seconds it took while moving, and each cell the seconds spent in short stops
 the offset to local time is constant (but for daylight saving), so a cell's rush hour
 still lands in one hour of the week.
 
-A lookup shrinks each level towards the one above it, weighted by metres seen
-(``PRIOR_M``): an hour with 2 km of data says little against its cell's whole week, a new
-cell inherits its parent's pace, a new region the global pace, and an empty profile the
-default speed. So the profile degrades to the default profile for areas it never saw.
+A lookup shrinks each level towards what is known around it, weighted by metres seen
+(``PRIOR_M``): an hour with 2 km of data says little against its cell's other hours, a
+new cell inherits its region's pace, a new region the pace everywhere else, and an empty
+profile gives the default speed. So the profile degrades to the default profile for
+areas it never saw.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ PARENT_RES = 3
 PRIOR_M = 10_000.0  # metres of evidence a level's own figure needs to outweigh its parent
 DEFAULT_KMH = 65.0  # moving speed where nothing is known (a truck on a mix of roads)
 WEEK_S = 7 * 86400
-EPOCH_MONDAY_S = 4 * 86400  # 1970-01-01 was a Thursday: Monday 00:00 was 4 days earlier
+EPOCH_MONDAY_S = 3 * 86400  # 1970-01-01 was a Thursday: Monday 00:00 was 3 days earlier
 
 
 def cell_of(lat: float, lon: float) -> str:
@@ -83,21 +84,26 @@ class SpeedProfile:
     # -- lookups -------------------------------------------------------------------------
 
     def paces(self, cell: str, how: int) -> tuple[float, float]:
-        """(moving pace, short-stop pace) in seconds per metre for ``cell`` at ``how``."""
+        """(moving pace, short-stop pace) in seconds per metre for ``cell`` at ``how``.
+
+        Each level is shrunk towards a prior made of the data *around* it (its parent's
+        other cells, the cell's other hours), so no metre of evidence counts twice."""
         key = (cell, how)
         found = self._cache.get(key)
         if found is not None:
             return found
-        total, parent = self.total, self.parents.get(self._parent(cell))
-        move = _shrunk(total[0], total[1], self.default_pace)
-        stop = total[2] / (total[0] + PRIOR_M)
-        for level in (parent, self.cells.get(cell)):
-            if level is not None:
-                move = _shrunk(level[0], level[1], move)
-                stop = _shrunk(level[0], level[2], stop)
-        hour = self.hours.get(key)
-        if hour is not None:
-            move = _shrunk(hour[0], hour[1], move)
+        zero = (0.0, 0.0, 0.0)
+        parent = self.parents.get(self._parent(cell), zero)
+        own = self.cells.get(cell, zero)
+        hour = self.hours.get(key, zero)
+        move, stop = self.default_pace, 0.0
+        for outer, inner in ((self.total, parent), (parent, own)):
+            metres = max(0.0, outer[0] - inner[0])
+            move = _shrunk(metres, max(0.0, outer[1] - inner[1]), move)
+            stop = _shrunk(metres, max(0.0, outer[2] - inner[2]), stop)
+        stop = _shrunk(own[0], own[2], stop)
+        move = _shrunk(max(0.0, own[0] - hour[0]), max(0.0, own[1] - hour[1]), move)
+        move = _shrunk(hour[0], hour[1], move)
         self._cache[key] = (move, stop)
         return move, stop
 
