@@ -37,7 +37,14 @@ class Device(BaseModel):
 
 class DeviceList(BaseModel):
     items: list[Device]
-    next_cursor: str | None
+    next_cursor: str | None = Field(description="pass back as cursor=; null: last page")
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "items": [{"device_id": "truck-17", "first_seen_at": "2026-11-26T08:00:00Z",
+                   "last_seen_at": "2026-11-26T10:00:01Z",
+                   "last_position": {"ts": "2026-11-26T10:00:00.250Z", "lat": 52.52,
+                                     "lon": 13.405, "speed": 12.5, "heading": 270.0}}],
+        "next_cursor": "WyJ0cnVjay0xNyJd"}]}}
 
 
 class Health(BaseModel):
@@ -117,6 +124,12 @@ class TokenList(BaseModel):
     items: list[Token]
     next_cursor: str | None
 
+    model_config = {"json_schema_extra": {"examples": [{
+        "items": [{"id": "tok_5f2b9c0e7a1d4e3f", "name": "warehouse integration",
+                   "scopes": ["read", "write"], "created_at": "2026-11-26T10:00:00Z",
+                   "expires_at": None, "last_used_at": None}],
+        "next_cursor": None}]}}
+
 
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$"
 
@@ -159,6 +172,12 @@ class WebhookCreated(Webhook):
 class WebhookList(BaseModel):
     items: list[Webhook]
     next_cursor: str | None
+
+    model_config = {"json_schema_extra": {"examples": [{
+        "items": [{"id": "wh_9a8b7c6d5e4f3a2b", "url": "https://example.com/hooks/shiptrack",
+                   "event_types": [], "description": None,
+                   "created_at": "2026-11-26T10:00:00Z"}],
+        "next_cursor": None}]}}
 
 
 class Milestone(BaseModel):

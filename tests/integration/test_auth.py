@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 from typing import Any
 
 import httpx
@@ -45,6 +46,15 @@ def api_routes(settings: Settings) -> list[Any]:
     else:
         routes = [r for r in app.routes if isinstance(r, routing.APIRoute)]
     return [r for r in routes if r.path.startswith("/api/") and not r.path.startswith(PUBLIC)]
+
+
+def add_shipment(db: str) -> str:
+    """A shipment in the database; returns its tracking token."""
+    token = secrets.token_urlsafe(32)
+    query(db, "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
+              " destination) VALUES ('shp_auth', 'AUTH-1', 'dev-1', %s, %s, %s) RETURNING 1",
+          (token, '{"lat": 1, "lon": 1}', '{"lat": 2, "lon": 2}'))
+    return token
 
 
 def needed_scope(route: Any, method: str) -> str | None:
@@ -102,8 +112,10 @@ def test_tokens_are_made_listed_revoked_and_stored_hashed(settings: Settings) ->
 def test_every_route_by_every_credential(settings: Settings) -> None:
     routes = api_routes(settings)
     assert len(routes) >= 8
+    tracking = add_shipment(settings.database_url or "")
     with running_api(settings) as base, httpx.Client(base_url=base) as http:
         tokens = {scope: make_token(http, scope)["token"] for scope in SCOPES}
+        assert http.get(f"/api/v1/track/{tracking}").status_code == 200
         checked = 0
         for route in routes:
             for method in sorted(route.methods):
@@ -115,7 +127,7 @@ def test_every_route_by_every_credential(settings: Settings) -> None:
                          b: Any = body) -> httpx.Response:
                     return http.request(m, u, json=b, headers=headers)
 
-                for creds in ({}, bearer("wrong"), bearer("st_" + "A" * 43),
+                for creds in ({}, bearer("wrong"), bearer("st_" + "A" * 43), bearer(tracking),
                               {"Authorization": "Basic dXNlcjpwYXNz"}):
                     r = call(creds)
                     assert r.status_code == 401, (method, url, creds, r.text)
@@ -136,9 +148,11 @@ def test_every_route_by_every_credential(settings: Settings) -> None:
 
 
 def test_fleet_stream_auth(settings: Settings) -> None:
+    tracking = add_shipment(settings.database_url or "")
+
     async def scenario(base: str, token: str) -> None:
         url = base.replace("http", "ws") + "/ws/fleet"
-        for suffix in ("", "?token=wrong", "?token=st_" + "A" * 43):
+        for suffix in ("", "?token=wrong", "?token=st_" + "A" * 43, f"?token={tracking}"):
             with pytest.raises(websockets.InvalidStatus) as info:
                 async with websockets.connect(url + suffix):
                     pass

@@ -5,6 +5,7 @@ reconnects, and the close on shutdown."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -261,3 +262,44 @@ def test_shutdown_closes_streams_with_1001(settings: Settings, tmp_path: Any) ->
             proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+def test_server_pings_keep_the_connection_checked(settings: Settings) -> None:
+    """uvicorn sends protocol pings every SHIPTRACK_WS_PING_SECONDS; a raw client answers
+    each with a pong and counts them."""
+    from bench.ws_fanout import handshake
+
+    def frames(buf: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+        out, i = [], 0
+        while len(buf) - i >= 2:
+            length, head = buf[i + 1] & 0x7F, 2
+            if length == 126:
+                if len(buf) - i < 4:
+                    break
+                length, head = int.from_bytes(buf[i + 2:i + 4], "big"), 4
+            if len(buf) - i < head + length:
+                break
+            out.append((buf[i] & 0x0F, buf[i + head:i + head + length]))
+            i += head + length
+        return out, buf[i:]
+
+    pinging = settings.model_copy(update={"ws_ping_seconds": 0.2})
+    seen: list[int] = []
+    with running_api(pinging) as base:
+        sock, buf = handshake(int(base.rsplit(":", 1)[1]), f"/ws/fleet?token={TOKEN}")
+        sock.setblocking(True)
+        sock.settimeout(0.05)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                buf += sock.recv(65536)
+            got, buf = frames(buf)
+            for opcode, payload in got:
+                seen.append(opcode)
+                if opcode == 9:  # ping: answer with a masked pong of the same payload
+                    mask = os.urandom(4)
+                    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                    sock.sendall(bytes([0x8A, 0x80 | len(payload)]) + mask + body)
+        sock.close()
+    assert seen[0] == 1  # the snapshot
+    assert seen.count(9) >= 3, seen  # pings, about every 0.2 s
