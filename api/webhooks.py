@@ -7,10 +7,11 @@ A worker task in each API process:
    row (so several API processes fan out each event once). The cursor only moves over a
    contiguous run of ``seq``; a gap (a transaction that took a seq and has not committed)
    holds it for up to ``GAP_WAIT_S`` before it is taken as a rollback.
-2. delivers: claims due rows (``FOR UPDATE SKIP LOCKED``, leased by moving
-   ``next_attempt_at``), POSTs the frozen body with ``webhook-id`` (the event id),
-   ``webhook-timestamp`` and ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of
-   ``id.timestamp.body`` keyed with the base64-decoded secret), and records the answer.
+2. delivers: claims due rows (``FOR UPDATE SKIP LOCKED``, at most ``PER_HOOK`` of one
+   webhook, leased by moving ``next_attempt_at`` past their timeouts), POSTs the frozen
+   body with ``webhook-id`` (the event id), ``webhook-timestamp`` and
+   ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of ``id.timestamp.body`` keyed
+   with the base64-decoded secret), and records the answer.
    Not a 2xx: retried after ``base * 2**(attempts-1)`` seconds (capped at ``max``), until
    it succeeds or is older than ``give_up`` hours.
 
@@ -47,7 +48,8 @@ SECRET_PREFIX = "whsec_"
 POLL_S = 2.0
 GAP_WAIT_S = 10.0
 BATCH = 500
-CLAIM = 50
+CLAIM = 50  # deliveries claimed per round
+PER_HOOK = 5  # of which at most this many of one webhook (sent one after the other)
 
 EVENTS_SQL = """
 SELECT seq, id::text AS id, type, jsonb_build_object(
@@ -60,9 +62,14 @@ UPDATE webhook_deliveries d
 SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + %(lease)s
 FROM webhooks w
 WHERE w.id = d.webhook_id AND d.id IN (
-    SELECT q.id FROM webhook_deliveries q JOIN webhooks qw ON qw.id = q.webhook_id
-    WHERE q.delivered_at IS NULL AND q.failed_at IS NULL AND q.next_attempt_at <= now()
-      AND qw.deleted_at IS NULL
+    SELECT q.id FROM webhook_deliveries q WHERE q.id IN (
+        SELECT id FROM (
+            SELECT x.id, row_number() OVER (PARTITION BY x.webhook_id
+                                            ORDER BY x.next_attempt_at, x.id) AS n
+            FROM webhook_deliveries x JOIN webhooks xw ON xw.id = x.webhook_id
+            WHERE x.delivered_at IS NULL AND x.failed_at IS NULL
+              AND x.next_attempt_at <= now() AND xw.deleted_at IS NULL) due
+        WHERE n <= %(per_hook)s)
     ORDER BY q.next_attempt_at, q.id LIMIT %(n)s FOR UPDATE OF q SKIP LOCKED)
 RETURNING d.id, d.webhook_id, d.event_id, d.event_seq, d.body, d.attempts,
           now() - d.created_at AS age, w.url, w.secret
@@ -201,9 +208,11 @@ class WebhookWorker:
 
     async def deliver_due(self) -> int:
         """Send the due deliveries (one webhook's in order); returns how many were tried."""
-        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * 2 + 5)
+        # the lease outlasts one webhook's claimed deliveries sent one after the other, so
+        # no other API process claims them meanwhile
+        lease = timedelta(seconds=self.settings.webhook_timeout_seconds * PER_HOOK + 5)
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(CLAIM_SQL, {"lease": lease, "n": CLAIM})
+            await cur.execute(CLAIM_SQL, {"lease": lease, "n": CLAIM, "per_hook": PER_HOOK})
             claimed = [Claimed(**{k: r[k] for k in CLAIMED}) for r in await cur.fetchall()]
         if not claimed:
             return 0

@@ -128,3 +128,24 @@ def test_signed_deliveries_retried_until_2xx_filtered_and_stopped(settings: Sett
                     {"url": url_a, "secret": "mine"}):
             r = http.post("/api/v1/webhooks", headers=ADMIN, json=bad)
             assert r.status_code == 422 and r.json()["error"]["code"] == "invalid", bad
+
+
+def test_a_claim_takes_a_few_deliveries_per_webhook_and_leases_them(db_url: str) -> None:
+    """Two claims (as two API processes would make) never take the same delivery, and
+    one webhook's backlog does not fill a claim."""
+    from datetime import timedelta
+
+    from api.webhooks import CLAIM_SQL, PER_HOOK
+
+    for hook in ("wh_a", "wh_b"):
+        query(db_url, "INSERT INTO webhooks (id, url, secret) VALUES (%s, 'http://x', 's')"
+                      " RETURNING 1", (hook,))
+        query(db_url, "INSERT INTO webhook_deliveries (webhook_id, event_id, event_seq, body)"
+                      " SELECT %s, 'ev' || i, i, '{}' FROM generate_series(1, 12) i RETURNING 1",
+              (hook,))
+    params = {"lease": timedelta(seconds=60), "n": 50, "per_hook": PER_HOOK}
+    first = query(db_url, CLAIM_SQL, params)
+    second = query(db_url, CLAIM_SQL, params)
+    assert sorted(r[1] for r in first) == ["wh_a"] * PER_HOOK + ["wh_b"] * PER_HOOK
+    assert {r[0] for r in first}.isdisjoint({r[0] for r in second})
+    assert len(second) == 2 * PER_HOOK and all(r[5] == 1 for r in first + second)
