@@ -188,6 +188,35 @@ def test_a_stalled_client_never_delays_the_others(settings: Settings) -> None:
         asyncio.run(scenario(base))
 
 
+def test_a_client_behind_gets_the_latest_position_not_every_one(settings: Settings) -> None:
+    """Conflation, end to end: a client that does not read while one device moves 700
+    times gets, when it reads again, what the sockets already held and then the device's
+    latest position, not the ones in between; in order, ending at the last."""
+    patient = settings.model_copy(update={"ws_stall_seconds": 60})
+    count, pad = 700, "x" * 16_000
+
+    async def scenario(base: str) -> None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        sock.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        async with websockets.connect(ws_url(base), compression=None, sock=sock,
+                                      max_queue=4, max_size=2**24) as ws:
+            await next_of(ws, "snapshot")
+            for i in range(0, count, 50):
+                await send_live(settings, *[live(settings, "positions", [
+                    fix("c", 1.0, 1.0, sensors={"n": j, "pad": pad})]) for j in range(i, i + 50)])
+            await asyncio.sleep(1.0)
+            got: list[int] = []
+            while not got or got[-1] != count - 1:
+                got.append((await next_of(ws, "position"))["sensors"]["n"])
+            assert got == sorted(got) and len(set(got)) == len(got)
+            assert len(got) < count, "nothing was conflated"
+            await nothing_more(ws)
+
+    with running_api(patient) as base:
+        asyncio.run(scenario(base))
+
+
 def test_reconnect_gets_a_fresh_snapshot(settings: Settings) -> None:
     """Through real ingest: a client reconnecting, also to a restarted API, starts from
     a snapshot of where the devices are now."""
