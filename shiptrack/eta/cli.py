@@ -90,8 +90,9 @@ def _table(report: Report, out: TextIO) -> None:
         cells = "".join(f"{'-' if v is None else format(v, fmt):>9}" for v in values)
         return f"  {label:<26}{cells}\n"
 
-    out.write(f"eta-eval: {report.trips} trips; each ETA learned only from trips that "
-              "arrived before it departed\n")
+    kept = f" (after {report.learning_only} for learning only)" if report.learning_only else ""
+    out.write(f"eta-eval: {report.trips} trips{kept}; each ETA learned only from trips "
+              "that arrived before it departed\n")
     out.write(f"  {'checkpoint (% of trip)':<26}" + "".join(f"{k:>8}%" for k in CHECKPOINTS)
               + "\n")
     out.write("mean absolute error, minutes\n")

@@ -46,6 +46,7 @@ CONTEXT_GAP_M = 5_000.0  # a device that reappears farther away starts afresh
 @dataclass
 class Report:
     trips: int = 0
+    learning_only: int = 0  # earliest trips kept for learning (train_fraction)
     errors: dict[str, dict[int, list[float]]] = field(default_factory=lambda: {
         m: {k: [] for k in CHECKPOINTS} for m in MODELS})  # signed, seconds (eta - actual)
     inside: dict[int, list[bool]] = field(default_factory=lambda: {k: [] for k in CHECKPOINTS})
@@ -121,6 +122,7 @@ class Replay:
     def run(self, trips: Sequence[Trip]) -> Report:
         order = sorted(trips, key=lambda trip: (trip.start, trip.trip_id))
         train = math.floor(len(order) * self.train_fraction)
+        self.report.learning_only = train
         for seq, trip in enumerate(order):
             self._learn_until(trip.start)
             self._replay(seq, trip, evaluate=seq >= train)
