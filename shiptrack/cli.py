@@ -103,7 +103,8 @@ def api(
     except ShiptrackError as exc:
         raise _fail(exc) from exc
     uvicorn.run(application, host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level.lower(), ws_ping_interval=settings.ws_ping_seconds)
+                log_level=settings.log_level.lower(), ws_ping_interval=settings.ws_ping_seconds,
+                ws_per_message_deflate=False)
 
 
 @app.command()

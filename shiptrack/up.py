@@ -72,7 +72,8 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
         soft_wrap=True, highlight=False,
     )
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            log_level="warning", ws_ping_interval=settings.ws_ping_seconds)
+                            log_level="warning", ws_ping_interval=settings.ws_ping_seconds,
+                ws_per_message_deflate=False)
     # uvicorn handles SIGINT/SIGTERM while serving, then re-raises the signal with the
     # previous handler: make SIGTERM unwind the stack (stopping the servers) like Ctrl-C
     signal.signal(signal.SIGTERM, _exit_on_signal)
