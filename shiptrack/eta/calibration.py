@@ -11,9 +11,9 @@ both humps, elsewhere it need not).
 
 For a new prediction the residuals of its kind and bin give empirical quantiles: the
 ``(1 - coverage) / 2`` and ``(1 + coverage) / 2`` ones bound the interval (80 %: the 10th
-and 90th percentiles), the median corrects the point ETA for a bias the model showed. A
-bin with fewer than ``MIN_SAMPLES`` residuals borrows its neighbours', then the other
-kinds'; an empty calibration uses ``DEFAULT_BAND`` (from -15 % to +35 %).
+and 90th percentiles), the median can correct the point ETA for a bias the model showed.
+A bin with fewer than ``MIN_SAMPLES`` residuals borrows its neighbours', then a plainer
+kind's (``fallbacks``); an empty calibration uses ``DEFAULT_BAND`` (-15 % to +35 %).
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ MAX_SAMPLES = 300  # per bin: the most recent ones (the model and the fleet chan
 FLOOR_S = 120.0  # remaining times are floored here before taking logs
 DEFAULT_BAND = (math.log(0.85), 0.0, math.log(1.35))
 KINDS = ("moving", "moving-break", "moving-rest", "stopped", "stopped-break", "stopped-rest")
+
+
+MAX_REACH = 1  # bins either side a sparse bin borrows from, before another kind's
+
+
+def fallbacks(kind: str) -> list[tuple[str, ...]]:
+    """Whose residuals a sparse kind borrows, in order: its own, then without the doubt
+    ("stopped-rest" -> "stopped"), then "moving", then every kind."""
+    chain = [(kind,), (kind.split("-")[0],), ("moving",), KINDS]
+    return [kinds for i, kinds in enumerate(chain) if kinds not in chain[:i]]
 
 
 def kind_of(stopped: bool, doubt: str) -> str:
@@ -71,17 +81,16 @@ class Calibration:
         return found
 
     def _quantiles(self, kind: str, b: int) -> tuple[float, float, float]:
-        pool: list[float] = []
-        for kinds in ((kind,), KINDS):
-            for reach in range(len(EDGES_H) + 1):
+        """Quantiles of the kind's bin, widened to its neighbours while sparse, then
+        those of the plainer kinds (``fallbacks``): never the toss-ups' for a clear case."""
+        for kinds in fallbacks(kind):
+            for reach in range(MAX_REACH + 1):
                 pool = [r for k in kinds for near in range(b - reach, b + reach + 1)
                         if 0 <= near <= len(EDGES_H) for r in self.bins[k][near]]
                 if len(pool) >= MIN_SAMPLES:
                     tail = (1.0 - self.coverage) / 2.0
                     q = np.quantile(np.asarray(pool), [tail, 0.5, 1.0 - tail])
                     return float(q[0]), float(q[1]), float(q[2])
-                if reach >= 1:
-                    break
         return DEFAULT_BAND
 
     def to_json(self) -> dict[str, Any]:

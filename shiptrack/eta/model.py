@@ -225,9 +225,9 @@ class EtaEstimator:
     def _walk(self, pieces: list[tuple[float, str]], motion: Motion, t0: float,
               started: float) -> tuple[float, str]:
         """Seconds to drive ``pieces`` from ``t0``, stops included, and the kind of the
-        prediction (``calibration.kind_of``). A stop that began
-        before the shipment's first fix (``started``) is the wait at its origin: over
-        now, not a rest in progress."""
+        prediction (``calibration.kind_of``). A stop that began before the shipment's
+        first fix (``started``) is the wait at its origin: over now, not a rest in
+        progress (but long enough, it still counts as the driver's break or rest)."""
         profile, rests = self.history.profile, self.history.rests
         t = t0
         since_break, since_rest = motion.since_break_s, motion.since_rest_s

@@ -7,7 +7,14 @@ import random
 
 import pytest
 
-from shiptrack.eta.calibration import DEFAULT_BAND, MIN_SAMPLES, Calibration, kind_of
+from shiptrack.eta.calibration import (
+    DEFAULT_BAND,
+    KINDS,
+    MIN_SAMPLES,
+    Calibration,
+    fallbacks,
+    kind_of,
+)
 
 
 def test_an_empty_calibration_uses_the_default_band() -> None:
@@ -46,6 +53,17 @@ def test_a_sparse_kind_borrows_from_its_neighbours_then_from_other_kinds() -> No
     assert calibration.band("stopped", 1.5 * 3600.0)[1] == pytest.approx(math.log(1.5))
     # "moving" has nothing at all: it borrows from every kind
     assert calibration.band("moving", 2.5 * 3600.0)[1] == pytest.approx(math.log(1.5))
+
+
+def test_a_clear_case_never_borrows_the_toss_ups_while_a_plainer_kind_has_enough() -> None:
+    calibration = Calibration()
+    for _ in range(MIN_SAMPLES):
+        calibration.add("moving", 3600.0, 3600.0 * 1.1)
+        calibration.add("moving-rest", 3600.0, 3600.0 * 12.0)
+    assert fallbacks("stopped-rest") == [("stopped-rest",), ("stopped",), ("moving",), KINDS]
+    assert calibration.band("stopped", 3600.0)[2] == pytest.approx(math.log(1.1))
+    assert calibration.band("stopped-rest", 3600.0)[2] == pytest.approx(math.log(1.1))
+    assert calibration.band("moving-rest", 3600.0)[2] == pytest.approx(math.log(12.0))
 
 
 def test_kinds_and_coverage_setting() -> None:
