@@ -80,6 +80,12 @@ class Calibration:
             found = self._cache[key] = self._quantiles(*key)
         return found
 
+    def knows(self, kind: str, predicted_s: float) -> bool:
+        """Whether the kind's own residuals (its bin and the next) are enough."""
+        b = self.bin_of(predicted_s)
+        return sum(len(self.bins[kind][near]) for near in range(b - MAX_REACH, b + MAX_REACH + 1)
+                   if 0 <= near <= len(EDGES_H)) >= MIN_SAMPLES
+
     def _quantiles(self, kind: str, b: int) -> tuple[float, float, float]:
         """Quantiles of the kind's bin, widened to its neighbours while sparse, then
         those of the plainer kinds (``fallbacks``): never the toss-ups' for a clear case."""

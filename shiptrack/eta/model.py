@@ -74,6 +74,7 @@ class FixLike(Protocol):
 class EtaConfig:
     piece_m: float = 5_000.0
     recent_fade_m: float = 10_000.0
+    own_pace_m: float = 50_000.0  # profile metres in a region worth hours of the device's pace
     bias_correction: bool = False
 
 
@@ -158,14 +159,23 @@ class EtaEstimator:
         if progress.started is None:
             progress.started = t
         pieces, remaining_m = self._pieces(plan, progress, motion, t, lat, lon, accuracy)
-        predicted, kind = self._walk(pieces, motion, t, progress.started)
-        low, mid, high = self.history.calibration.band(kind, predicted)
+        predicted, kind, other = self._walk(pieces, motion, t, progress.started)
+        calibration = self.history.calibration
+        shortest = longest = predicted
+        if other and not calibration.knows(kind, predicted):
+            # a toss-up too new to have its own record: span both outcomes, each with
+            # the spread of predictions of the plain kind
+            kind_used = kind.split("-")[0]
+            shortest, longest = min(predicted, predicted + other), max(predicted,
+                                                                       predicted + other)
+        else:
+            kind_used = kind
+        low, mid, high = calibration.band(kind_used, predicted)
         if not self.config.bias_correction:
             mid = 0.0
         return EtaResult(_moment(t + predicted * math.exp(mid)),
-                         _moment(t + predicted * math.exp(low)),
-                         _moment(t + predicted * math.exp(high)), remaining_m, predicted,
-                         kind)
+                         _moment(t + max(0.0, shortest) * math.exp(low)),
+                         _moment(t + longest * math.exp(high)), remaining_m, predicted, kind)
 
     def track_at(self, plan: Plan, progress: Progress, motion: Motion, t: float, lat: float,
                  lon: float, accuracy: float = 0.0) -> None:
@@ -223,9 +233,10 @@ class EtaEstimator:
     # -- time ----------------------------------------------------------------------------
 
     def _walk(self, pieces: list[tuple[float, str]], motion: Motion, t0: float,
-              started: float) -> tuple[float, str]:
-        """Seconds to drive ``pieces`` from ``t0``, stops included, and the kind of the
-        prediction (``calibration.kind_of``). A stop that began before the shipment's
+              started: float) -> tuple[float, str, float]:
+        """Seconds to drive ``pieces`` from ``t0``, stops included; the kind of the
+        prediction (``calibration.kind_of``); and what a toss-up stop's other outcome
+        would add (or take away). A stop that began before the shipment's
         first fix (``started``) is the wait at its origin: over now, not a rest in
         progress (but long enough, it still counts as the driver's break or rest)."""
         profile, rests = self.history.profile, self.history.rests
@@ -248,11 +259,14 @@ class EtaEstimator:
         break_s = rest_s = 0.0
         if math.isfinite(to_break) or math.isfinite(to_rest):
             break_s, rest_s = rests.typical(BREAK_S, REST_S), rests.typical(REST_S)
-        factor = motion.speed_factor
-        fade = self.config.recent_fade_m
+        factor, own = motion.speed_factor, motion.long_pace
+        fade, own_m = self.config.recent_fade_m, self.config.own_pace_m * motion.long_weight
         driven, ahead, stops = 0.0, 0.0, 0
         for metres, cell in pieces:
             move, stop = profile.paces(cell, hour_of_week(t))
+            if own is not None:  # where the profile knows little, the device's own pace
+                known = profile.evidence_m(cell)
+                move = (move * known + own * own_m) / (known + own_m)
             f = 1.0 + (factor - 1.0) * math.exp(-(ahead + metres / 2) / fade)
             moving_s = metres * move / max(f, 0.05)
             t += moving_s + metres * stop
@@ -266,5 +280,6 @@ class EtaEstimator:
                 else:
                     t += break_s
                 to_break = driven + rests.to_break(0.0, True)
-        return t - t0, kind_of(left > 0.0, rests.doubt(driven, *clocks, least=DOUBT))
+        doubt, other = rests.doubt(driven, *clocks, least=DOUBT)
+        return t - t0, kind_of(left > 0.0, doubt), other
 

@@ -107,6 +107,10 @@ class SpeedProfile:
         self._cache[key] = (move, stop)
         return move, stop
 
+    def evidence_m(self, cell: str) -> float:
+        """Metres learned in the region (resolution-3 parent) of ``cell``."""
+        return self.parents.get(self._parent(cell), (0.0,))[0]
+
     def pace_at(self, lat: float, lon: float, ts: float) -> float:
         """Moving pace (s/m) at a place and time."""
         return self.paces(cell_of(lat, lon), hour_of_week(ts))[0]

@@ -9,16 +9,21 @@ a break). Shorter stops are the speed profile's business (``profile.add_stop``).
 Each kind has a hazard over its clock (piecewise constant in ``BIN_S`` bins: events over
 exposure, each bin shrunk towards the overall rate by ``PRIOR_S`` of exposure), learned
 from the driving clocks the replayed history went through, and a typical duration (the
-median of those seen). With no history there are no rests: the model starts from "no
-stops" and learns them. ``median_wait(clock)`` is the driving time until the next stop is
-more likely than not to have begun; the ETA inserts a stop there when it falls before the
-arrival, which is what the median arrival time needs.
+median of those seen). Before history says otherwise, the rules hold (``Rules``, EU by
+default): as if ``PRIOR_SPELLS`` drivers had been seen stopping at the legal limit, each
+for about the legal duration (a clock that only counts from the first fix seen starts as
+if the driver had just come on duty); real spells soon outweigh them.
+``median_wait(clock)`` is the driving time until the next stop is more likely than not to
+have begun; the ETA inserts a stop there when it falls before the arrival, which is what
+the median arrival time needs.
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,6 +37,21 @@ BINS = 96  # 24 h of driving clock; beyond, the last bin's rate holds
 END_S = BINS * BIN_S
 PRIOR_S = 3600.0  # exposure that a bin's own rate needs to outweigh the overall rate
 NEAR_CLOCK_S = 5400.0  # an ongoing stop is compared with stops begun at a clock this close
+PRIOR_SPELLS = 4  # how many drivers' worth of evidence the rules are worth
+MIN_LIKE = 2  # stops like an ongoing one needed to say how long it will last
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Drivers' hours assumed before history shows how drivers really stop."""
+
+    break_after_s: float = 4.5 * 3600
+    break_s: float = 45 * 60.0
+    rest_after_s: float = 9 * 3600.0
+    rest_s: float = 11 * 3600.0
+
+
+EU = Rules()
 
 
 class Hazard:
@@ -40,6 +60,7 @@ class Hazard:
     def __init__(self) -> None:
         self.exposure: NDArray[np.float64] = np.zeros(BINS)
         self.events: NDArray[np.float64] = np.zeros(BINS)
+        self._prior = (np.zeros(BINS), np.zeros(BINS))  # (exposure, events), not saved
         self._rates: NDArray[np.float64] | None = None
         self._cum: list[float] | None = None
 
@@ -57,12 +78,25 @@ class Hazard:
         self.events[min(int(clock_s // BIN_S), BINS - 1)] += 1.0
         self._rates = self._cum = None
 
+    def assume(self, event_clocks: list[float]) -> None:
+        """Prior spells: one from clock 0 to each of ``event_clocks``, ending in the event."""
+        exposure, events = self._prior
+        exposure[:] = 0.0
+        events[:] = 0.0
+        for clock in event_clocks:
+            b = min(int(clock // BIN_S), BINS - 1)
+            exposure[:b] += BIN_S
+            exposure[b] += clock - b * BIN_S
+            events[b] += 1.0
+        self._rates = self._cum = None
+
     def rates(self) -> NDArray[np.float64]:
         """Events per driving second, per bin."""
         if self._rates is None:
-            total = float(self.exposure.sum())
-            overall = float(self.events.sum()) / total if total > 0 else 0.0
-            self._rates = (self.events + PRIOR_S * overall) / (self.exposure + PRIOR_S)
+            total = float(self.exposure.sum())  # the overall rate: from data only, so
+            overall = float(self.events.sum()) / total if total > 0 else 0.0  # the rules
+            exposure, events = self.exposure + self._prior[0], self.events + self._prior[1]
+            self._rates = (events + PRIOR_S * overall) / (exposure + PRIOR_S)  # keep shape
         return self._rates
 
     def _curve(self) -> list[float]:
@@ -114,12 +148,23 @@ class RestModel:
     middle of its day): the second is a different, flatter curve.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Rules = EU) -> None:
+        self.rules = rules
         self.breaks = (Hazard(), Hazard())  # [clock from first fix, clock from a break]
         self.rests = (Hazard(), Hazard())
+        self._assume()
         self.stops: list[tuple[float, float, bool]] = []  # (seconds, rest clock, rest seen)
         self._arrays: tuple[NDArray[np.float64], ...] | None = None
         self._typical: dict[tuple[float, float], float] = {}
+
+    def _assume(self) -> None:
+        """The rules as prior spells, stopping at the limit (long-haul drivers use their
+        hours); a clock that only counts from the first fix seen starts out as if the
+        driver had just come on duty."""
+        for hazards, limit in ((self.breaks, self.rules.break_after_s),
+                               (self.rests, self.rules.rest_after_s)):
+            for hazard in hazards:
+                hazard.assume([limit] * PRIOR_SPELLS)
 
     # -- learning ------------------------------------------------------------------------
 
@@ -149,25 +194,38 @@ class RestModel:
         return self.rests[seen].median_wait(since_rest_s)
 
     def doubt(self, driving_s: float, since_break_s: float, since_rest_s: float,
-              break_seen: bool, rest_seen: bool, least: float = 0.2) -> str:
+              break_seen: bool, rest_seen: bool, least: float = 0.2) -> tuple[str, float]:
         """Which stop it is a toss-up whether it comes within ``driving_s`` more driving
         (its chance, or the chance against it, at least ``least``): "rest", "break" or
-        "" (neither). The rest wins: it weighs 11 hours, a break 45 minutes."""
-        for kind, hazards, clock, seen in (("rest", self.rests, since_rest_s, rest_seen),
-                                           ("break", self.breaks, since_break_s, break_seen)):
+        "" (neither; the rest wins: it weighs 11 hours, a break 45 minutes), and what the
+        other outcome would change: minus its duration when the median schedule has it,
+        plus when it has not."""
+        for kind, hazards, clock, seen, least_s, most_s in (
+                ("rest", self.rests, since_rest_s, rest_seen, REST_S, math.inf),
+                ("break", self.breaks, since_break_s, break_seen, BREAK_S, REST_S)):
             p = hazards[seen].chance(clock, driving_s)
             if min(p, 1.0 - p) >= least:
-                return kind
-        return ""
+                duration = self.typical(least_s, most_s)
+                return kind, -duration if p >= 0.5 else duration
+        return "", 0.0
 
     def _stop_arrays(self) -> tuple[NDArray[np.float64], ...]:
+        """The stops seen plus the rules' (``PRIOR_SPELLS`` breaks and rests begun at
+        their limit, for either kind of clock, lasting from the legal minimum to 30 % and
+        9 % longer): (seconds, clock, seen)."""
         if self._arrays is None:
-            rows = np.asarray(self.stops, dtype=np.float64).reshape(-1, 3)
+            rules = self.rules
+            prior = [(rules.break_s * (1.0 + 0.1 * i), rules.break_after_s, seen)
+                     for i in range(PRIOR_SPELLS) for seen in (0, 1)]
+            prior += [(rules.rest_s * (1.0 + 0.03 * i), rules.rest_after_s, seen)
+                      for i in range(PRIOR_SPELLS) for seen in (0, 1)]
+            rows = np.asarray(self.stops + prior, dtype=np.float64)
             self._arrays = (rows[:, 0], rows[:, 1], rows[:, 2])
         return self._arrays
 
     def typical(self, least_s: float, most_s: float = math.inf) -> float:
-        """Median duration of the stops seen between ``least_s`` and ``most_s``."""
+        """Median duration of the stops between ``least_s`` and ``most_s`` (with the
+        rules' among them: they decide while few were seen)."""
         found = self._typical.get((least_s, most_s))
         if found is None:
             seconds = self._stop_arrays()[0]
@@ -179,7 +237,7 @@ class RestModel:
     def remaining_stop(self, still_s: float, since_rest_s: float, rest_seen: bool) -> float:
         """Seconds an ongoing stop (standing ``still_s`` so far, begun at that rest clock)
         still lasts: the median of what stops that got this far, begun at a similar
-        clock, went on to last."""
+        clock, went on to last (the rules' stops among them)."""
         if still_s < MIN_STOP_S:
             return 0.0
         seconds, clocks, seen = self._stop_arrays()
@@ -187,22 +245,24 @@ class RestModel:
         near = longer & (seen == float(rest_seen)) & (np.abs(clocks - since_rest_s)
                                                       <= NEAR_CLOCK_S)
         for chosen in (near, longer):
-            if int(chosen.sum()) >= 5:
+            if int(chosen.sum()) >= MIN_LIKE:
                 return float(np.median(seconds[chosen])) - still_s
         return 0.0
 
     # -- persistence ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {"breaks": [h.to_json() for h in self.breaks],
+        return {"rules": dataclasses.asdict(self.rules),
+                "breaks": [h.to_json() for h in self.breaks],
                 "rests": [h.to_json() for h in self.rests],
                 "stops": [[round(s, 1), round(c, 1), int(seen)] for s, c, seen in self.stops]}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> RestModel:
-        model = cls()
+        model = cls(Rules(**obj["rules"]) if "rules" in obj else EU)
         b0, b1 = (Hazard.from_json(h) for h in obj["breaks"])
         r0, r1 = (Hazard.from_json(h) for h in obj["rests"])
         model.breaks, model.rests = (b0, b1), (r0, r1)
+        model._assume()
         model.stops = [(float(s), float(c), bool(seen)) for s, c, seen in obj.get("stops", [])]
         return model

@@ -31,6 +31,7 @@ from shiptrack.eta.rests import BREAK_S, REST_S
 STILL_MS = 1.0  # average speed under which a step is standing still
 TAU_S = 15 * 60.0  # memory of the recent-speed average, in moving seconds
 MIN_RECENT_S = 120.0  # moving seconds needed before the recent speed counts at all
+TAU_LONG_S = 3 * 3600.0  # memory of the long-run moving pace, in moving seconds
 
 PaceAt = Callable[[float, float, float], float]  # (lat, lon, ts) -> s/m while moving
 
@@ -44,6 +45,8 @@ class Motion(msgspec.Struct, kw_only=True):
     moving_m: float = 0.0  # decayed
     moving_s: float = 0.0  # decayed
     expected_s: float = 0.0  # decayed: what the profile expected for moving_m
+    long_m: float = 0.0  # moving metres and seconds over the last hours (TAU_LONG_S)
+    long_s: float = 0.0
     still_since: float | None = None
     since_break_s: float = 0.0  # moving seconds since the last break (or since we know)
     since_rest_s: float = 0.0  # moving seconds since the last daily rest
@@ -58,6 +61,18 @@ class Motion(msgspec.Struct, kw_only=True):
             return 1.0
         weight = min(1.0, self.moving_s / TAU_S)
         return 1.0 + weight * (self.expected_s / self.moving_s - 1.0)
+
+    @property
+    def long_pace(self) -> float | None:
+        """Seconds per metre moving over the last hours (None before ``MIN_RECENT_S``)."""
+        if self.long_s < MIN_RECENT_S or self.long_m <= 0.0:
+            return None
+        return self.long_s / self.long_m
+
+    @property
+    def long_weight(self) -> float:
+        """How much of the long-run memory is filled (0 at the first fix, 1 after hours)."""
+        return min(1.0, self.long_s / TAU_LONG_S)
 
     @property
     def recent_kmh(self) -> float | None:
@@ -123,6 +138,9 @@ def observe(motion: Motion, ts: float, lat: float, lon: float, pace_at: PaceAt) 
         motion.moving_m = motion.moving_m * decay + metres
         motion.moving_s = motion.moving_s * decay + dt
         motion.expected_s = motion.expected_s * decay + metres * pace_at(mid_lat, mid_lon, mid_ts)
+        decay = math.exp(-dt / TAU_LONG_S)
+        motion.long_m = motion.long_m * decay + metres
+        motion.long_s = motion.long_s * decay + dt
         motion.since_break_s += dt
         motion.since_rest_s += dt
     motion.ts, motion.lat, motion.lon = ts, lat, lon

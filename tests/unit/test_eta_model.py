@@ -59,12 +59,26 @@ def test_with_no_history_the_default_speed_and_band() -> None:
     estimator = EtaEstimator()
     plan = estimator.plan(east(400), ROUTE)
     state = EtaState()
-    result = estimator.update(state, plan, fix(0, 100))
-    assert result.remaining_m == pytest.approx(300_000.0, rel=1e-3)
-    assert minutes_left(result.eta, fix(0, 100)) == pytest.approx(300 / DEFAULT_KMH * 60,
+    result = estimator.update(state, plan, fix(0, 300))
+    assert result.remaining_m == pytest.approx(100_000.0, rel=1e-3)
+    assert minutes_left(result.eta, fix(0, 300)) == pytest.approx(100 / DEFAULT_KMH * 60,
                                                                   rel=1e-3)
     assert result.eta_low < result.eta < result.eta_high
     assert result.kind == "moving"
+
+
+def test_with_no_history_the_drivers_hours_rules_hold() -> None:
+    estimator = EtaEstimator()
+    plan = estimator.plan(east(400), ROUTE)
+    result = estimator.estimate(plan, Progress(), Motion(), fix(0, 0))
+    driving = 400 / DEFAULT_KMH * 60  # 6.2 h: a break after 4.5 h
+    assert minutes_left(result.eta, fix(0, 0)) == pytest.approx(driving + 45 * 1.15, abs=1)
+    # 1000 km, 15.4 h: a break, a daily rest after 9 h, and a break 4.5 h after that
+    far = Route([east(k) for k in range(0, 1001, 5)])
+    result = estimator.estimate(estimator.plan(east(1000), far), Progress(), Motion(),
+                                fix(0, 0))
+    assert minutes_left(result.eta, fix(0, 0)) == pytest.approx(
+        1000 / DEFAULT_KMH * 60 + 2 * 45 * 1.15 + 11 * 60 * 1.045, abs=1)
 
 
 def test_a_learned_profile_sets_the_speed_of_the_road_ahead() -> None:
@@ -80,14 +94,15 @@ def test_recent_speed_slows_the_next_kilometres_only() -> None:
     history = History()
     learn(history, drive(80.0, 5.0))
     estimator = EtaEstimator(history)
-    plan = estimator.plan(east(400), ROUTE)
+    plan = estimator.plan(east(250), Route([east(k) for k in range(0, 251, 5)]))
     state = EtaState()
     for f in drive(20.0, 0.5, start_km=100.0):  # a jam: 20 km/h for half an hour
         result = estimator.update(state, plan, f)
     assert state.motion.recent_kmh == pytest.approx(20.0, rel=0.02)
     assert state.motion.speed_factor < 0.5
-    jammed = minutes_left(result.eta, f) - 290 / 80 * 60
-    assert 5.0 < jammed < 60.0  # slower for a while ahead, not all the way at 20 km/h
+    assert result.kind == "moving"
+    jammed = minutes_left(result.eta, f) - 140 / 80 * 60
+    assert 5.0 < jammed < 40.0  # slower for a while ahead, not all the way at 20 km/h
 
 
 def test_learned_breaks_are_inserted_where_the_driving_clock_reaches_them() -> None:
@@ -130,12 +145,12 @@ def test_the_wait_at_the_origin_is_not_a_stop_in_progress() -> None:
         start = day * 24 * 60
         learn(history, drive(80.0, 1.0, start_min=start) + stand(600, start + 60, 80.0))
     estimator = EtaEstimator(history)
-    plan = estimator.plan(east(400), ROUTE)
+    plan = estimator.plan(east(300), Route([east(k) for k in range(0, 301, 5)]))
     motion = Motion()
     for f in [fix(0, 0), *stand(60, 0, 0.0)]:  # standing at the origin an hour
         estimator.observe(motion, f)
     result = estimator.estimate(plan, Progress(), motion, f)  # the shipment's first fix
-    assert minutes_left(result.eta, f) == pytest.approx(400 / 80 * 60, rel=0.03)
+    assert minutes_left(result.eta, f) == pytest.approx(300 / 80 * 60, rel=0.03)
 
 
 def test_without_a_route_great_circle_times_the_detour_factor() -> None:
@@ -194,3 +209,40 @@ def test_older_fixes_do_not_move_the_state() -> None:
     assert estimator.observe(motion, fix(5, 5)) is None
     assert estimator.observe(motion, fix(10, 10)) is None
     assert motion.ts == fix(10, 10).ts.timestamp()
+
+
+def test_where_the_profile_knows_nothing_the_device_own_pace_counts() -> None:
+    estimator = EtaEstimator()  # nothing learned anywhere
+    plan = estimator.plan(east(400), ROUTE)
+    state = EtaState()
+    for f in drive(90.0, 3.0):
+        result = estimator.update(state, plan, f)
+    assert minutes_left(result.eta, f) == pytest.approx(130 / 90 * 60, rel=0.05)
+
+
+def test_a_stop_in_progress_before_any_history_goes_by_the_rules() -> None:
+    estimator = EtaEstimator()
+    plan = estimator.plan(east(400), ROUTE)
+    state = EtaState()
+    for f in drive(80.0, 4.5) + stand(30, 270, 360.0):  # 30 minutes into a break
+        result = estimator.update(state, plan, f)
+    assert result.kind.startswith("stopped")
+    assert minutes_left(result.eta, f) == pytest.approx(40 / 80 * 60 + 45 * 1.15 - 30, abs=5)
+    state = EtaState()
+    for f in drive(80.0, 9.0, every_min=5.0) + stand(60, 540, 720.0):  # an hour into a rest
+        estimator.update(state, estimator.plan(east(800), Route([east(0), east(800)])), f)
+    result = estimator.estimate(estimator.plan(east(800), Route([east(0), east(800)])),
+                                state.progress, state.motion, f)
+    assert minutes_left(result.eta, f) == pytest.approx(11 * 60 * 1.045 - 60 + 60, abs=15)
+
+
+def test_a_toss_up_without_a_record_gets_an_interval_over_both_outcomes() -> None:
+    estimator = EtaEstimator()
+    # 4.65 h of driving ahead at the default speed: the break comes, or just does not
+    km = 4.65 * DEFAULT_KMH
+    route = Route([east(0), east(km)])
+    result = estimator.estimate(estimator.plan(east(km), route), Progress(), Motion(),
+                                fix(0, 0))
+    assert result.kind == "moving-break"
+    for outcome in (4.65, 4.65 + 45 * 1.15 / 60):  # without the break, and with it
+        assert result.eta_low < fix(0, 0).ts + timedelta(hours=outcome) < result.eta_high
