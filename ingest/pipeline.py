@@ -21,10 +21,11 @@ import msgspec
 import psycopg
 
 from ingest import metrics
+from ingest.eta_stage import EtaOutcome, EtaStage
 from ingest.mqtt_source import Inbound, MqttSource
 from ingest.outliers import LastFix, advance
 from ingest.store import PositionStore
-from ingest.tracking import Outcome, Tracker, TrackingConfig
+from ingest.tracking import MilestoneOp, Outcome, Tracker, TrackingConfig
 from ingest.tracking_store import Caches, TrackingStore, Written
 from shiptrack.config import Settings
 from shiptrack.decode import Decoded, decode_position
@@ -32,7 +33,7 @@ from shiptrack.events import Event, encode_events
 from shiptrack.fix import Fix
 from shiptrack.owntracks import decode_owntracks
 from shiptrack.scans import Scan, decode_scans
-from shiptrack.topics import LIVE_EVENTS, LIVE_POSITIONS, route_topic
+from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS, route_topic
 
 log = logging.getLogger("shiptrack.ingest")
 _encoder = msgspec.json.Encoder()
@@ -93,6 +94,7 @@ class Pipeline:
         self.tracker = Tracker(TrackingConfig.from_settings(settings))
         self.tracking: TrackingStore | None = None
         self._caches = Caches()
+        self.eta = EtaStage.from_settings(settings, self.tracker.area_anchor)
 
     def connect(self) -> PositionStore:
         if self.store is None:
@@ -110,6 +112,7 @@ class Pipeline:
             self.store = None
             self.tracking = None
             self.tracker.reset_states()  # reloaded from what was committed
+            self.eta.forget_alerts()
 
     def process(self, batch: list[Inbound]) -> None:
         """Decode, store in one transaction, ack, publish. A batch the database refuses
@@ -154,20 +157,30 @@ class Pipeline:
         live, moved = advance(decoded.fixes, self.last, self.max_speed_mps)
         outcome = self._track(tracking, live, decoded.scans, now)
         decoded.rejections.extend(outcome.rejections)
+        eta = self._eta(live, outcome)
         written: list[Written] = []
+        eta_events: list[Event] = []
+
+        def within() -> None:
+            written.append(tracking.write(outcome))
+            eta_events.extend(tracking.write_eta(eta))
+
         started = time.perf_counter()
-        result = store.write(decoded.fixes, live, decoded.rejections,
-                             within=lambda: written.append(tracking.write(outcome)))
+        result = store.write(decoded.fixes, live, decoded.rejections, within=within)
         committed = time.time()
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         self.last.update(moved)
         self.tracker.commit(outcome, written[0].applied)
+        self.eta.commit(eta)
         self.source.ack(batch)
         self._count(batch, decoded, result.inserted, result.duplicates, committed)
         if live:
             self.source.publish(self.settings.mqtt_topic_prefix + LIVE_POSITIONS,
                                 live_message(live))
-        self._publish_events(written[0].events)
+        self._publish_events(written[0].events + eta_events)
+        if eta.messages:
+            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_ETA,
+                                _encoder.encode(eta.messages))
 
     def _track(self, tracking: TrackingStore, live: list[Fix], scans: list[Scan],
                now: datetime) -> Outcome:
@@ -182,6 +195,22 @@ class Pipeline:
                           len(live))
             self.tracker.reset_states()
             return Outcome()
+
+    def _eta(self, live: list[Fix], outcome: Outcome) -> EtaOutcome:
+        """The ETA stage's outcome for the batch (shipments delivered in it excluded); a
+        bug in it costs the batch its ETAs, never the positions."""
+        if not live:
+            return EtaOutcome()
+        delivered = {item.shipment_id for item in outcome.items
+                     if isinstance(item, MilestoneOp) and item.kind == "delivered"}
+        try:
+            return self.eta.process(live, self.tracker.by_device, delivered)
+        except psycopg.Error:
+            raise
+        except Exception:
+            log.exception("the ETA stage failed on a batch of %d fixes; its ETAs are skipped",
+                          len(live))
+            return EtaOutcome()
 
     def _tracking(self) -> TrackingStore:
         self.connect()

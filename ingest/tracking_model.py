@@ -111,6 +111,11 @@ class ShipmentTrack:
     corridor: tuple[float, BaseGeometry, BaseGeometry] | None = None
     last_ts: datetime | None = None  # its latest milestone
     delivery_zones: frozenset[str] = frozenset()
+    # for the ETA stage (ingest.eta_stage): as stored when the shipment was loaded
+    promised_by: datetime | None = None
+    route: dict[str, Any] | None = None  # GeoJSON LineString
+    at_risk: bool = False
+    eta_announced: datetime | None = None
 
 
 # -- what a batch produces -------------------------------------------------------------------

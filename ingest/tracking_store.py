@@ -19,6 +19,7 @@ import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.eta_stage import EtaOutcome
 from ingest.fence_index import Fence, FenceIndex, shape_frame
 from ingest.tracking import (
     Area,
@@ -143,7 +144,8 @@ class TrackingStore:
     def load_shipments(self) -> list[ShipmentTrack]:
         out, corridors = [], {}
         for row in self._rows(q.LOAD_ACTIVE_SHIPMENTS):
-            sid, ref, device, status, origin, destination, route, width, limits, last = row
+            (sid, ref, device, status, origin, destination, route, width, limits, last,
+             promised_by, at_risk, announced) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
                                                                  f"{sid}:destination")
             if o is None or d is None:
@@ -156,7 +158,9 @@ class TrackingStore:
                 parsed = {}
             ship = ShipmentTrack(id=str(sid), reference=str(ref), device_id=str(device),
                                  status=str(status), origin=o, destination=d, limits=parsed,
-                                 last_ts=last)
+                                 last_ts=last, promised_by=promised_by,
+                                 route=route if isinstance(route, dict) else None,
+                                 at_risk=bool(at_risk), eta_announced=announced)
             if isinstance(route, dict):
                 key = (str(sid), msgspec.json.encode(route).decode(),
                        float(width or self.corridor_m))
@@ -189,10 +193,7 @@ class TrackingStore:
                         events.append(item.event)
                 else:
                     events.append(item)
-            if events:
-                cur.execute(q.INSERT_EVENTS, _event_arrays(events))
-                stored = {str(r[0]) for r in cur.fetchall()}
-                written.events = [e for e in events if e.id in stored]
+            written.events = _insert_events(cur, events)
             for op in outcome.exceptions:
                 params = {"shipment_id": op.shipment_id, "kind": op.kind, "since": op.since,
                           "reason": op.reason, "data": Jsonb(op.data)}
@@ -203,11 +204,30 @@ class TrackingStore:
                     for d, s in sorted(outcome.states.items())])
         return written
 
+    def write_eta(self, outcome: EtaOutcome) -> list[Event]:
+        """The ETA stage's outcome: its shipment fields in one statement, its events like
+        tracking's (deterministic ids, duplicates dropped); returns the events stored."""
+        if outcome.empty():
+            return []
+        with self.conn.cursor() as cur:
+            if outcome.rows:
+                cur.execute(q.UPDATE_ETAS, outcome.row_arrays())
+            return _insert_events(cur, outcome.events)
+
     def _milestone(self, cur: psycopg.Cursor[tuple[Any, ...]], op: MilestoneOp) -> bool:
         cur.execute(q.RECORD_MILESTONE, {
             "shipment_id": op.shipment_id, "kind": op.kind, "ts": op.ts, "source": op.source,
             "data": Jsonb(op.data), "is_status": op.kind != "hub"})
         return cur.fetchone() is not None
+
+
+def _insert_events(cur: psycopg.Cursor[tuple[Any, ...]], events: list[Event]) -> list[Event]:
+    """Insert in order, dropping duplicate ids; returns those newly stored."""
+    if not events:
+        return []
+    cur.execute(q.INSERT_EVENTS, _event_arrays(events))
+    stored = {str(r[0]) for r in cur.fetchall()}
+    return [e for e in events if e.id in stored]
 
 
 def _event_arrays(events: list[Event]) -> tuple[list[Any], ...]:

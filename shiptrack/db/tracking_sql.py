@@ -61,10 +61,23 @@ LOAD_ACTIVE_SHIPMENTS = """
 SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.route,
        s.route_corridor_m, s.sensor_limits,
        (SELECT max(m.ts) FROM shipment_milestones m
-         WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts
+         WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts,
+       s.promised_by, s.at_risk, s.eta_announced
 FROM shipments s
 WHERE s.status <> 'delivered'
 ORDER BY s.id
+"""
+
+# The ETA stage's fields of the shipments it estimated, in one statement (ids sorted, so
+# that concurrent writers lock rows in the same order); a delivered shipment keeps its last.
+UPDATE_ETAS = """
+UPDATE shipments s
+   SET eta = u.eta, eta_low = u.eta_low, eta_high = u.eta_high, remaining_m = u.remaining_m,
+       at_risk = u.at_risk, eta_announced = u.announced
+  FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
+              %s::float8[], %s::bool[], %s::timestamptz[])
+       AS u (id, eta, eta_low, eta_high, remaining_m, at_risk, announced)
+ WHERE s.id = u.id AND s.status <> 'delivered'
 """
 
 KNOWN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%s)"

@@ -49,6 +49,7 @@ def trip() -> list[dict[str, Any]]:
 
 
 # what the trip makes: (type, seconds after T0, fence name / milestone kind)
+ETA_EVENTS = ("shipment.eta_changed", "shipment.at_risk", "shipment.at_risk_cleared")
 EXPECTED = [
     ("geofence.enter", 0, "origin hub"), ("geofence.dwell", 300, "origin hub"),
     ("geofence.exit", 600, "origin hub"), ("shipment.milestone", 600, "picked_up"),
@@ -108,13 +109,15 @@ def setup_world(http: httpx.Client, devices: list[str]) -> dict[str, str]:
 
 
 def story(settings: Settings, device: str) -> list[tuple[str, float, str]]:
-    """The device's events in log order, as (type, seconds after T0, what)."""
+    """The device's events in log order, as (type, seconds after T0, what); the ETA's own
+    events are tests/integration/test_eta_ingest.py's."""
     assert settings.database_url
     rows = query(settings.database_url,
                  "SELECT e.type, e.ts, coalesce(e.data ->> 'kind', g.name, '')"
                  " FROM events e LEFT JOIN geofences g ON g.id = e.geofence_id"
                  " WHERE e.device_id = %s AND e.ts >= %s AND e.data ->> 'kind' IS DISTINCT"
-                 " FROM 'created' ORDER BY e.seq", (device, T0))
+                 " FROM 'created' AND e.type <> ALL(%s) ORDER BY e.seq",
+                 (device, T0, list(ETA_EVENTS)))
     return [(t, (ts - T0).total_seconds(), what) for t, ts, what in rows]
 
 
