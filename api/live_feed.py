@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from typing import Any
 
 import aiomqtt
 import msgspec
 
 from api.hub import Hub
+from api.mqtt_publisher import broker_client
 from shiptrack.mqtturl import MqttTarget
 from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS
 
@@ -93,12 +93,7 @@ class LiveFeed:
         delay = 1.0
         while True:
             try:
-                async with aiomqtt.Client(
-                    self.target.host, self.target.port,
-                    username=self.target.username, password=self.target.password,
-                    identifier=f"shiptrack-api-{uuid.uuid4().hex[:12]}",
-                    tls_params=aiomqtt.TLSParameters() if self.target.tls else None,
-                ) as client:
+                async with broker_client(self.target, "feed") as client:
                     for t in topics:
                         await client.subscribe(t, qos=0)
                     self.connected = True

@@ -20,6 +20,15 @@ class BrokerUnavailable(Exception):
     pass
 
 
+def broker_client(target: MqttTarget, role: str) -> aiomqtt.Client:
+    """An aiomqtt client of the API (``role``: what it is for) with a unique client id."""
+    return aiomqtt.Client(
+        target.host, target.port, username=target.username, password=target.password,
+        identifier=f"shiptrack-api-{role}-{uuid.uuid4().hex[:12]}",
+        tls_params=aiomqtt.TLSParameters() if target.tls else None,
+    )
+
+
 class MqttPublisher:
     def __init__(self, target: MqttTarget) -> None:
         self.target = target
@@ -48,12 +57,7 @@ class MqttPublisher:
         delay = 1.0
         while True:
             try:
-                async with aiomqtt.Client(
-                    self.target.host, self.target.port,
-                    username=self.target.username, password=self.target.password,
-                    identifier=f"shiptrack-api-pub-{uuid.uuid4().hex[:12]}",
-                    tls_params=aiomqtt.TLSParameters() if self.target.tls else None,
-                ) as client:
+                async with broker_client(self.target, "pub") as client:
                     self._client = client
                     delay = 1.0
                     await asyncio.Future()  # hold the connection until cancelled
