@@ -159,14 +159,23 @@ def decode_items(
     return out
 
 
-def decode_position(
-    device_id: str, topic: str, payload: bytes, now: datetime, max_bytes: int
+def decode_payload(
+    topic: str, payload: bytes, now: datetime, max_bytes: int,
+    convert: Callable[[Any, datetime], Fix | None],
 ) -> Decoded:
-    """A native ``shiptrack/v1/devices/{id}/position`` payload: an object or an array."""
+    """A payload of one object or an array of them, each converted by ``convert``."""
     try:
         items = load_json(payload, max_bytes)
     except Invalid as exc:
         out = Decoded()
         out.reject(exc.reason, str(exc), topic, payload)
         return out
-    return decode_items(items, topic, payload, now, lambda o, n: validate_fix(device_id, o, n))
+    return decode_items(items, topic, payload, now, convert)
+
+
+def decode_position(
+    device_id: str, topic: str, payload: bytes, now: datetime, max_bytes: int
+) -> Decoded:
+    """A native ``shiptrack/v1/devices/{id}/position`` payload: an object or an array."""
+    return decode_payload(topic, payload, now, max_bytes,
+                          lambda o, n: validate_fix(device_id, o, n))

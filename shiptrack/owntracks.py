@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shiptrack.decode import Decoded, Invalid, decode_items, load_json, validate_fix
+from shiptrack.decode import Decoded, Invalid, decode_payload, validate_fix
 from shiptrack.fix import Fix
 
 RENAMES = {"tst": "ts", "cog": "heading", "acc": "accuracy"}
@@ -59,10 +59,6 @@ def convert_owntracks(device_id: str, obj: Any, now: datetime) -> Fix | None:
 def decode_owntracks(
     device_id: str, topic: str, payload: bytes, now: datetime, max_bytes: int
 ) -> Decoded:
-    try:
-        items = load_json(payload, max_bytes)
-    except Invalid as exc:
-        out = Decoded()
-        out.reject(exc.reason, str(exc), topic, payload)
-        return out
-    return decode_items(items, topic, payload, now, lambda o, n: convert_owntracks(device_id, o, n))
+    """An OwnTracks payload (MQTT or HTTP mode): an object or an array."""
+    return decode_payload(topic, payload, now, max_bytes,
+                          lambda o, n: convert_owntracks(device_id, o, n))
