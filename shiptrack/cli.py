@@ -137,10 +137,11 @@ _register_simulate()
 
 
 def _register_eta() -> None:
-    from shiptrack.eta.cli import eta_convert, eta_eval
+    from shiptrack.eta.cli import eta_convert, eta_eval, eta_learn
 
     app.command("eta-eval")(eta_eval)
     app.command("eta-convert")(eta_convert)
+    app.command("eta-learn")(eta_learn)
 
 
 _register_eta()

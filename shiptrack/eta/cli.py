@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -140,3 +141,43 @@ def _lines(files: list[Path]) -> list[str]:
         with path.open(encoding="utf-8") as f:
             lines.extend(f)
     return lines
+
+
+def eta_learn(
+    database_url: Annotated[str | None, typer.Option(
+        help="overrides SHIPTRACK_DATABASE_URL")] = None,
+    since: Annotated[datetime | None, typer.Option(
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"],
+        help="Learn only from positions (and trips starting) at or after this time "
+             "(ISO 8601; UTC without an offset).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Write the history here (default: SHIPTRACK_ETA_HISTORY, else "
+             "<data dir>/eta-history.json).")] = None,
+) -> None:
+    """Learn the ETA's history (speed profile, rests, detour, calibration) from the
+    stored positions and delivered shipments, and write it for ingest."""
+    import psycopg
+
+    from shiptrack.config import load_settings
+    from shiptrack.eta.learn import learn, save
+    from shiptrack.paths import data_dir
+
+    err = Console(stderr=True)
+    settings = load_settings(database_url=database_url)
+    if not settings.database_url:
+        raise _fail(err, "no database: set SHIPTRACK_DATABASE_URL or pass --database-url")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    path = out or (Path(settings.eta_history) if settings.eta_history
+                   else data_dir(settings) / "eta-history.json")
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            history, summary = learn(conn, since)
+    except psycopg.Error as exc:
+        raise _fail(err, f"database: {exc}") from exc
+    try:
+        save(history, path)
+    except OSError as exc:
+        raise _fail(err, f"cannot write {path}: {exc.strerror or exc}") from exc
+    err.print(f"eta-learn: {summary.positions} positions of {summary.devices} devices, "
+              f"{summary.trips} finished trips -> {path}", highlight=False)
