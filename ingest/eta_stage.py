@@ -10,6 +10,10 @@ it works on copies of the per-device ``Motion`` and per-shipment ``Progress``, s
 is applied until ``commit`` (after the batch's transaction committed); a batch that fails
 leaves the stage as it was, and the same fixes give the same events with the same ids.
 
+A newer history file (``shiptrack eta-learn`` rewrites ``SHIPTRACK_ETA_HISTORY``) is
+taken without a restart: ``process`` looks at the file's mtime at most every
+``RELOAD_EVERY_S`` and swaps the estimator's history between two batches.
+
 Per batch: every fix is observed (the device's motion) and followed along the routes of
 the device's shipments; each shipment is estimated once, at its device's latest fix.
 """
@@ -17,6 +21,8 @@ the device's shipments; each shipment is estimated once, at its device's latest 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +53,7 @@ log = logging.getLogger("shiptrack.ingest")
 
 Anchor = Callable[[Area], "tuple[float, float] | None"]
 _UNSET: Any = object()
+RELOAD_EVERY_S = 60.0  # how often the history file's mtime is looked at
 
 
 @dataclass(slots=True)
@@ -104,8 +111,11 @@ def load_history(path: str | None) -> History:
 class EtaStage:
     def __init__(self, estimator: EtaEstimator, anchor: Anchor,
                  change: timedelta = timedelta(minutes=10),
-                 basis: AtRiskBasis = "eta_high") -> None:
+                 basis: AtRiskBasis = "eta_high", history_path: str | None = None) -> None:
         self.estimator = estimator
+        self.history_path = history_path  # reloaded when its mtime changes
+        self._history_mtime = _mtime(history_path)
+        self._history_checked = time.monotonic()
         self.anchor = anchor  # a destination's point (a geofence's: Tracker.area_anchor)
         self.change = change
         self.basis = basis
@@ -119,7 +129,29 @@ class EtaStage:
     @classmethod
     def from_settings(cls, settings: Settings, anchor: Anchor) -> EtaStage:
         return cls(EtaEstimator(load_history(settings.eta_history)), anchor,
-                   timedelta(minutes=settings.eta_change_minutes), settings.at_risk_basis)
+                   timedelta(minutes=settings.eta_change_minutes), settings.at_risk_basis,
+                   settings.eta_history)
+
+    def reload_history(self, now: float | None = None) -> bool:
+        """Take the history file if it changed since it was loaded, looking at most every
+        ``RELOAD_EVERY_S`` (``now``: ``time.monotonic()``); True when one was taken. An
+        unreadable file is logged and the history in use kept."""
+        now = time.monotonic() if now is None else now
+        if not self.history_path or now - self._history_checked < RELOAD_EVERY_S:
+            return False
+        self._history_checked = now
+        mtime = _mtime(self.history_path)
+        if mtime is None or mtime == self._history_mtime:
+            return False
+        self._history_mtime = mtime
+        try:
+            self.estimator.history = History.load(Path(self.history_path))
+        except Exception:
+            log.exception("ETA history %s is unreadable; keeping the one in use",
+                          self.history_path)
+            return False
+        log.info("ETA history reloaded from %s", self.history_path)
+        return True
 
     # the batch -------------------------------------------------------------------------
 
@@ -127,6 +159,7 @@ class EtaStage:
                 skip: Iterable[str] = ()) -> EtaOutcome:
         """``fixes``: the batch's live fixes in ts order; ``shipments``: the active ones of
         each device; ``skip``: shipments not to estimate (delivered in this batch)."""
+        self.reload_history()
         out = EtaOutcome(dropped=set(skip))
         per_device: dict[str, list[Fix]] = defaultdict(list)
         for f in fixes:
@@ -220,6 +253,13 @@ class EtaStage:
         flags from the shipments as reloaded (what was committed)."""
         self.announced.clear()
         self.at_risk.clear()
+
+
+def _mtime(path: str | None) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns if path else None
+    except OSError:
+        return None
 
 
 def _iso(ts: datetime | None) -> str | None:

@@ -100,3 +100,30 @@ def test_cli_writes_a_loadable_history(stored: str, tmp_path: Path,
     result = CliRunner().invoke(app, ["eta-learn", "--database-url", stored])
     assert result.exit_code == 0, result.output
     assert History.load(tmp_path / "named.json").fleet_s > 0.0
+
+
+def test_ingest_takes_a_newer_history_without_restart(stored: str, tmp_path: Path) -> None:
+    """EtaStage reloads SHIPTRACK_ETA_HISTORY when eta-learn rewrote it (at most every
+    RELOAD_EVERY_S), and keeps the history in use when the file is unreadable."""
+    import os
+    import time
+
+    from ingest.eta_stage import RELOAD_EVERY_S, EtaStage
+    from shiptrack.config import Settings
+
+    path = tmp_path / "eta-history.json"
+    History().save(path)
+    stage = EtaStage.from_settings(Settings(eta_history=str(path)), lambda area: None)
+    assert stage.estimator.history.fleet_s == 0.0
+    result = CliRunner().invoke(app, ["eta-learn", "--database-url", stored, "--out", str(path)])
+    assert result.exit_code == 0, result.output
+    now = time.monotonic()
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))  # a newer mtime
+    assert not stage.reload_history(now)  # looked less than RELOAD_EVERY_S ago
+    assert stage.reload_history(now + RELOAD_EVERY_S + 1)
+    assert stage.estimator.history.fleet_s > 0.0
+    assert not stage.reload_history(now + 2 * RELOAD_EVERY_S + 2)  # unchanged since
+    path.write_text("{}", encoding="utf-8")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000_000))
+    assert not stage.reload_history(now + 3 * RELOAD_EVERY_S + 3)
+    assert stage.estimator.history.fleet_s > 0.0
