@@ -99,7 +99,8 @@ class Settings(BaseSettings):
         default="eta_high", description="which end of the ETA must pass promised_by for at_risk"
     )
     eta_history: str | None = Field(
-        default=None, description="learned ETA history (shiptrack eta-eval --save-history)"
+        default=None,
+        description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
 
