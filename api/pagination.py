@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 import msgspec
+from psycopg.rows import dict_row
 
 from api.errors import ApiError
 
@@ -36,3 +37,15 @@ def page(rows: list[Row], limit: int, key: str) -> tuple[list[Row], str | None]:
         return rows, None
     rows = rows[:limit]
     return rows, encode_cursor([rows[-1][key]])
+
+
+async def id_page(
+    pool: Any, select: str, cursor: str | None, limit: int
+) -> tuple[list[Row], str | None]:
+    """One page of ``select`` (``SELECT ... FROM t WHERE <condition>``) in ``id`` order,
+    after the row the cursor names."""
+    after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"{select} AND id > %s ORDER BY id LIMIT %s", (after, limit + 1))
+        rows: list[Row] = await cur.fetchall()
+    return page(rows, limit, "id")

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
 from shiptrack.events import new_id
 from shiptrack.geofences import FenceSpec, GeofenceError, parse_feature
@@ -69,15 +69,9 @@ async def list_geofences(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> GeofenceList:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
-    async with request.app.state.pool.connection() as conn, \
-            conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {COLUMNS} FROM geofences WHERE id > %s ORDER BY id LIMIT %s",
-                          (after, limit + 1))
-        rows = await cur.fetchall()
-    more, rows = len(rows) > limit, rows[:limit]
-    return GeofenceList(items=[as_geofence(r) for r in rows],
-                        next_cursor=encode_cursor([rows[-1]["id"]]) if more else None)
+    rows, next_cursor = await id_page(
+        request.app.state.pool, f"SELECT {COLUMNS} FROM geofences WHERE true", cursor, limit)
+    return GeofenceList(items=[as_geofence(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/geofences/{geofence_id}", response_model=Geofence, summary="One geofence",

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from api.auth import AdminOnly, digest, expand_scopes, new_token
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, page
+from api.pagination import id_page
 from api.schemas import Token, TokenCreate, TokenCreated, TokenList
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
@@ -43,14 +43,9 @@ async def list_tokens(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> TokenList:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
-    async with request.app.state.pool.connection() as conn, \
-            conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {COLUMNS} FROM api_tokens WHERE revoked_at IS NULL AND id > %s"
-            " ORDER BY id LIMIT %s", (after, limit + 1))
-        rows = await cur.fetchall()
-    rows, next_cursor = page(rows, limit, "id")
+    rows, next_cursor = await id_page(
+        request.app.state.pool, f"SELECT {COLUMNS} FROM api_tokens WHERE revoked_at IS NULL",
+        cursor, limit)
     return TokenList(items=[Token(**r) for r in rows], next_cursor=next_cursor)
 
 

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 
 from api.auth import AdminOnly
 from api.errors import ApiError, error_responses
-from api.pagination import decode_cursor, page
+from api.pagination import id_page
 from api.schemas import Webhook, WebhookCreate, WebhookCreated, WebhookList
 from api.webhooks import new_secret
 
@@ -50,14 +50,9 @@ async def list_webhooks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> WebhookList:
-    after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
-    async with request.app.state.pool.connection() as conn, \
-            conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL AND id > %s"
-            " ORDER BY id LIMIT %s", (after, limit + 1))
-        rows = await cur.fetchall()
-    rows, next_cursor = page(rows, limit, "id")
+    rows, next_cursor = await id_page(
+        request.app.state.pool, f"SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL",
+        cursor, limit)
     return WebhookList(items=[Webhook(**r) for r in rows], next_cursor=next_cursor)
 
 
