@@ -94,15 +94,16 @@ def running_api(settings: Settings) -> Iterator[str]:
 
     from api.app import create_app
 
-    port = free_port()
     app = create_app(settings, settings.admin_token or "test-admin-token")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+    # port 0: the kernel picks a free port at bind time (no race with other processes)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                             ws_ping_interval=settings.ws_ping_seconds)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api-test", daemon=True)
     thread.start()
     try:
         wait_for(lambda: server.started, timeout=10)
+        port = server.servers[0].sockets[0].getsockname()[1]
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: app.state.feed.connected, timeout=10)
         yield base
