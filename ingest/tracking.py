@@ -22,7 +22,6 @@ import shapely
 from prometheus_client import Counter, Histogram
 
 from ingest.fence_index import FenceIndex
-from ingest.outliers import haversine_m
 from ingest.tracking_batch import Batch
 from ingest.tracking_model import (
     Area,
@@ -38,6 +37,7 @@ from ingest.tracking_model import (
     decode_state,
     encode_state,
 )
+from shiptrack.eta.geo import haversine_m
 from shiptrack.fix import Fix
 from shiptrack.scans import Scan
 from shiptrack.shipments import HUB, RANK

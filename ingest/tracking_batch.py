@@ -27,7 +27,6 @@ import numpy as np
 from prometheus_client import Counter
 
 from ingest.fence_index import classify_shapes
-from ingest.outliers import haversine_m
 from ingest.tracking_model import (
     CLEARED_ON_DELIVERY,
     MAX_MARGIN_M,
@@ -56,6 +55,7 @@ from ingest.tracking_rules import (
     step_stop,
 )
 from shiptrack import events as ev
+from shiptrack.eta.geo import haversine_m
 from shiptrack.events import Event
 from shiptrack.fix import Fix, Rejection
 from shiptrack.scans import Scan

@@ -12,19 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from shiptrack.eta.geo import EARTH_RADIUS_M
+from shiptrack.eta.geo import haversine_m as _haversine
+
 LatLon = tuple[float, float]
 
-EARTH_RADIUS_M = 6_371_008.8
 
 
 def haversine_m(a: LatLon, b: LatLon) -> float:
     """Great-circle distance between two points, in metres."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+    return _haversine(a[0], a[1], b[0], b[1])
 
 
 def initial_bearing_deg(a: LatLon, b: LatLon) -> float:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 
-EARTH_RADIUS_M = 6_371_008.8
-M_PER_DEG = math.pi * EARTH_RADIUS_M / 180.0  # metres per degree of latitude
+from shiptrack.geodesy import EARTH_RADIUS_M, M_PER_DEG
+
+__all__ = ["EARTH_RADIUS_M", "M_PER_DEG", "between", "haversine_m", "wrap_lon"]
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ingest.outliers import LastFix, advance, haversine_m
+from ingest.outliers import LastFix, advance
+from shiptrack.eta.geo import haversine_m
 from shiptrack.fix import Fix
 
 T0 = datetime(2026, 11, 26, 10, tzinfo=UTC)
