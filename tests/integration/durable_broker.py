@@ -11,8 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from shiptrack.embedded import mqtt_connect_ok
-from tests.helpers import free_port
+from shiptrack.embedded import free_port, mqtt_connect_ok
 
 CONF_D = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "conf.d"
 

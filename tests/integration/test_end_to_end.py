@@ -16,10 +16,11 @@ import httpx
 import websockets
 
 from shiptrack.config import Settings
+from shiptrack.embedded import free_port
 from shiptrack.mqtturl import parse_mqtt_url
 from simulator.fleet import Fleet
 from simulator.publisher import run as simulate
-from tests.helpers import free_port, query, running_api, running_ingest, wait_for
+from tests.helpers import query, running_api, running_ingest, wait_for
 
 
 def test_simulated_fleet_reaches_the_table_and_the_fleet_stream(settings: Settings) -> None:

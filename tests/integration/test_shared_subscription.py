@@ -9,7 +9,8 @@ import signal
 import httpx
 
 from shiptrack.config import Settings
-from tests.helpers import free_port, ingest_process, publish, query, wait_for
+from shiptrack.embedded import free_port
+from tests.helpers import ingest_process, publish, query, wait_for
 from tests.integration.test_durability import assert_exactly, messages, stored
 
 

@@ -22,7 +22,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from shiptrack.config import Settings
-from tests.helpers import free_port, publish, query, running_api, running_ingest, wait_for
+from shiptrack.embedded import free_port
+from tests.helpers import publish, query, running_api, running_ingest, wait_for
 
 TOKEN = "test-admin-token"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from shiptrack.config import Settings
+from shiptrack.embedded import free_port
 from shiptrack.mqtturl import parse_mqtt_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,12 +340,6 @@ def test_grafana_dashboards_query_the_documented_tables() -> None:
 
 
 # ---- the configs run on a real broker ------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
