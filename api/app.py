@@ -17,6 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import (
     errors,
+    log_redact,
+    routes_credentials,
     routes_devices,
     routes_events,
     routes_geofences,
@@ -28,9 +30,11 @@ from api import (
     routes_webhooks,
     security,
     ws_fleet,
+    ws_tickets,
     ws_track,
 )
 from api.auth import digest
+from api.auth_limit import FailureLimiter
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
@@ -90,6 +94,9 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.admin_token = admin_token
     app.state.admin_digest = digest(admin_token)
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
+    app.state.auth_limiter = FailureLimiter(settings.auth_fail_limit,
+                                            settings.auth_fail_window_s)
+    log_redact.install()
     errors.install(app)
     security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)
@@ -103,6 +110,8 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_scans.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
+    app.include_router(routes_credentials.router)
+    app.include_router(ws_tickets.router)
     _health_routes(app)
     _pages(app)
     return app

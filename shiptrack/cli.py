@@ -127,6 +127,37 @@ def up(
         raise _fail(exc) from exc
 
 
+@app.command("broker-config")
+def broker_config(
+    path: Annotated[str, typer.Argument(help="the dynamic-security plugin's JSON file")],
+    simulate: Annotated[int, typer.Option(help="let login 'simulator' publish as devices "
+                                          "sim-0000.. of a fleet of N")] = 0,
+) -> None:
+    """Write the service logins (ingest, api; simulator with --simulate) into Mosquitto's
+    dynamic-security file, keeping every device credential in it. Passwords come from
+    MQTT_INGEST_PASSWORD, MQTT_API_PASSWORD and MQTT_SIMULATOR_PASSWORD (docker compose)."""
+    import os
+    from pathlib import Path
+
+    from shiptrack.broker_auth import update_plugin_file
+    from shiptrack.broker_identity import API_USER, INGEST_USER, SIMULATOR_USER
+    from simulator.fleet import Fleet
+
+    settings = load_settings()
+    env = {INGEST_USER: "MQTT_INGEST_PASSWORD", API_USER: "MQTT_API_PASSWORD",
+           SIMULATOR_USER: "MQTT_SIMULATOR_PASSWORD"}
+    passwords = {user: os.environ[var] for user, var in env.items() if os.environ.get(var)}
+    missing = [env[u] for u in (INGEST_USER, API_USER) if u not in passwords]
+    if missing or (simulate and SIMULATOR_USER not in passwords):
+        raise _fail(ShiptrackError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
+    simulated = Fleet(simulate, seed=1).device_ids if simulate > 0 else []
+    try:
+        update_plugin_file(Path(path), passwords, settings.mqtt_topic_prefix, simulated)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
+    console.print(f"wrote the service logins {sorted(passwords)} to {path}")
+
+
 def _register_simulate() -> None:
     from simulator.cli import simulate
 

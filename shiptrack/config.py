@@ -103,6 +103,29 @@ class Settings(BaseSettings):
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
+    # Device identity and least privilege (issue 13): see docs/DESIGN.md.
+    mqtt_dynsec: bool = Field(
+        default=False, description="the broker runs Mosquitto's dynamic-security plugin and "
+        "the API's MQTT login manages it: device credentials over the API",
+    )
+    mqtt_allow_anonymous: bool = Field(
+        default=False, description="shiptrack up: no device identity on the embedded broker",
+    )
+    mqtt_public_url: str | None = Field(
+        default=None, description="broker URL devices connect to, shown with a credential",
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="allow webhooks to loopback, link-local, private addresses",
+    )
+    ws_ticket_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="lifetime of a single-use WebSocket ticket",
+    )
+    auth_fail_limit: int = Field(
+        default=30, ge=0, description="bad credentials per client per auth_fail_window_s "
+        "before 429 (0: off)",
+    )
+    auth_fail_window_s: float = Field(default=60.0, gt=0)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, with explicit (CLI) overrides where not None."""
