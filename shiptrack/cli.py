@@ -95,7 +95,10 @@ def api(
     settings = load_settings(database_url=database_url, mqtt_url=mqtt_url, http_host=host,
                              http_port=port)
     _setup_logging(settings)
-    token, created = admin_token(settings)
+    try:
+        token, created = admin_token(settings)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
     if created:
         console.print(f"generated admin token (kept in the data dir): [bold]{token}[/bold]")
     try:

@@ -10,6 +10,9 @@ from pathlib import Path
 import platformdirs
 
 from shiptrack.config import Settings
+from shiptrack.errors import ConfigError
+
+MIN_ADMIN_TOKEN = 24  # characters of a configured admin token (a generated one has 46)
 
 
 def data_dir(settings: Settings) -> Path:
@@ -24,6 +27,9 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     """The admin token: ``SHIPTRACK_ADMIN_TOKEN``, else one generated at first start and
     kept (mode 0600) in the data directory. Returns it and whether it was just made."""
     if settings.admin_token:
+        if len(settings.admin_token) < MIN_ADMIN_TOKEN:
+            raise ConfigError(f"SHIPTRACK_ADMIN_TOKEN is {len(settings.admin_token)} characters;"
+                              f" use at least {MIN_ADMIN_TOKEN} (e.g. openssl rand -hex 24)")
         return settings.admin_token, False
     path = data_dir(settings) / "admin-token"
     if path.exists():
