@@ -564,7 +564,8 @@ class EmbeddedBroker(_Server):
             "persistence true",
             f"persistence_location {persist}/",
             "persistence_file mosquitto.db",
-            "autosave_interval 60",
+            "autosave_on_changes true",  # as deploy/mosquitto/conf.d/durability.conf
+            "autosave_interval 1000",
             # The default 1000 silently drops QoS 1/2 messages for slow or offline
             # persistent sessions (an ingest restart); 0 means no limit.
             "max_queued_messages 0",

@@ -304,6 +304,9 @@ def test_mosquitto_durability() -> None:
     options = conf_options(DURABILITY_CONF)
     assert options["max_queued_messages"] == "0"
     assert options["persistence"] == "true"
+    # a crash loses what changed since the last save: save after a bounded number of changes
+    assert options["autosave_on_changes"] == "true"
+    assert 1 <= int(options["autosave_interval"]) <= 1000
     inflight = int(options["max_inflight_messages"])
     assert inflight == 0 or 1000 <= inflight < 65535
     assert "persistence_location" not in options, "the including config names the path"
