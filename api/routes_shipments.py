@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -80,7 +80,9 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
                                 speed=row["pos_speed"], heading=row["pos_heading"])
     fields = {k: v for k, v in row.items() if not k.startswith("pos_")}
     return Shipment(
-        **fields, tracking_url=tracking_url(request, row["tracking_token"]),
+        **fields,
+        tracking_url=tracking_url(request, row["tracking_token"]) if row["tracking_token"]
+        else None,
         last_position=position, exception=bool(exceptions),
         exception_reason="; ".join(x["reason"] for x in exceptions) or None,
     )
@@ -121,11 +123,12 @@ def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str,
 @router.post("/shipments", status_code=201, response_model=Shipment,
              summary="Create a shipment (answers its tracking token and URL)",
              responses=error_responses(409, 422))
-async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> Shipment:
+async def create_shipment(request: Request, response: Response, _: Admin,
+                          body: ShipmentCreate) -> Shipment:
     settings = request.app.state.settings
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
     now = datetime.now(UTC)
-    sid = new_id("shp", now)
+    sid, token = new_id("shp", now), secrets.token_urlsafe(32)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
         origin = await checked_place(cur, body.origin, "origin", settings.shipment_radius_m)
@@ -136,7 +139,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
             " destination, promised_by, route, route_corridor_m, sensor_limits)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
-            (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
+            (sid, body.reference, body.device_id, token,
              Jsonb(origin.as_json()), Jsonb(destination.as_json()), body.promised_by,
              None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits)))
         ship = await cur.fetchone()
@@ -156,7 +159,8 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         row = await fetch_shipment(cur, sid)
     await publish_events(request.app, stored)
     assert row is not None
-    return shipment_from_row(request, row)
+    response.headers["Cache-Control"] = "no-store"  # the tracking token, shown once
+    return shipment_from_row(request, {**row, "tracking_token": token})
 
 
 @router.get("/shipments", response_model=ShipmentList, summary="Shipments, newest first")

@@ -106,8 +106,10 @@ class Shipment(BaseModel):
     reference: str
     device_id: str
     status: Status
-    tracking_token: str
-    tracking_url: str
+    tracking_token: str | None = Field(
+        None, description="only in the answer to the POST that made it: the database keeps "
+        "its SHA-256 only")
+    tracking_url: str | None = Field(None, description="as tracking_token")
     origin: dict[str, Any]
     destination: dict[str, Any]
     promised_by: datetime | None

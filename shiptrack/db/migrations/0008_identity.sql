@@ -24,3 +24,26 @@ CREATE TABLE ws_tickets (
     expires_at  timestamptz NOT NULL
 );
 CREATE INDEX ws_tickets_expires_idx ON ws_tickets (expires_at);
+
+-- Tracking tokens kept as digests, like API tokens: only SHA-256 of a tracking token is
+-- stored (tracking_token_hash); a trigger turns any token written into the old column
+-- into its digest and clears the column, so every writer keeps working and no plaintext
+-- stays. Existing links keep working: their tokens are hashed here. The token itself is
+-- in the answer to the POST that made the shipment only.
+ALTER TABLE shipments ADD COLUMN tracking_token_hash bytea;
+ALTER TABLE shipments ALTER COLUMN tracking_token DROP NOT NULL;
+
+CREATE FUNCTION shiptrack_hash_tracking_token() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tracking_token IS NOT NULL THEN
+        NEW.tracking_token_hash := sha256(NEW.tracking_token::bytea);
+        NEW.tracking_token := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER shipments_hash_tracking_token BEFORE INSERT OR UPDATE OF tracking_token
+    ON shipments FOR EACH ROW EXECUTE FUNCTION shiptrack_hash_tracking_token();
+
+UPDATE shipments SET tracking_token = tracking_token WHERE tracking_token IS NOT NULL;
+CREATE UNIQUE INDEX shipments_tracking_token_hash_idx ON shipments (tracking_token_hash);
+DROP INDEX IF EXISTS shipments_tracking_token_sha256_idx;
