@@ -8,7 +8,9 @@ import asyncio
 import base64
 import hashlib
 import ipaddress
+import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +154,34 @@ def test_webhook_targets() -> None:
     assert asyncio.run(refusal("http://[::1]:8080/x")) is not None
     assert asyncio.run(refusal("https://1.1.1.1/x")) is None
     assert asyncio.run(refusal("http://no-such-host.invalid/x")) is None  # checked at delivery
+
+
+def test_up_turns_identity_on_for_mosquitto_and_off_on_request(tmp_path: Path) -> None:
+    from shiptrack.broker_auth import find_plugin
+    from shiptrack.config import Settings
+    from shiptrack.embedded import EmbeddedBroker, find_mosquitto
+    from shiptrack.up import _broker_identity
+
+    if find_mosquitto() is None or find_plugin() is None:
+        pytest.skip("no mosquitto with its dynamic-security plugin")
+    broker = EmbeddedBroker(tmp_path / "broker")
+    off = Settings(mqtt_allow_anonymous=True)
+    assert _broker_identity(off, broker, tmp_path / "broker", 3) is None
+    assert broker.auth_lines is None
+    logins = _broker_identity(Settings(), broker, tmp_path / "broker", 3)
+    assert logins is not None and broker.auth_lines == logins.lines
+    assert "allow_anonymous false" in logins.lines
+    assert logins.url("mqtt://127.0.0.1:1883", "ingest") == (
+        f"mqtt://ingest:{logins.passwords['ingest']}@127.0.0.1:1883")
+    plugin_file = tmp_path / "broker" / "dynamic-security.json"
+    kept = tmp_path / "broker" / "service-logins.json"
+    assert plugin_file.stat().st_mode & 0o077 == 0 and kept.stat().st_mode & 0o077 == 0
+    doc = json.loads(plugin_file.read_text())
+    sim = next(r for r in doc["roles"] if r["rolename"] == "shiptrack:simulator")
+    assert len(sim["acls"]) == 3
+    doc["clients"].append({"username": "device.d1"})
+    plugin_file.write_text(json.dumps(doc))
+    again = _broker_identity(Settings(), broker, tmp_path / "broker", 0)
+    assert again is not None and again.passwords == logins.passwords, "kept across starts"
+    users = [c["username"] for c in json.loads(plugin_file.read_text())["clients"]]
+    assert sorted(users) == ["api", "device.d1", "ingest"]
