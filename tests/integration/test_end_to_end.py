@@ -81,7 +81,11 @@ def test_shiptrack_up_runs_everything_on_embedded_defaults(tmp_path: Path) -> No
     try:
         base = f"http://127.0.0.1:{port}"
         token_file = tmp_path / "admin-token"
-        wait_for(lambda: token_file.exists() and _ok(base + "/readyz"), timeout=60)
+        try:
+            wait_for(lambda: token_file.exists() and _ok(base + "/readyz"), timeout=60)
+        except AssertionError:
+            proc.kill()
+            raise AssertionError(f"`shiptrack up` not ready: {proc.communicate()[0]}") from None
         token = token_file.read_text().strip()
 
         async def first_positions() -> set[str]:
