@@ -134,7 +134,7 @@ def up(
 def broker_config(
     path: Annotated[str, typer.Argument(help="the dynamic-security plugin's JSON file")],
     simulate: Annotated[int, typer.Option(help="let login 'simulator' publish as devices "
-                                          "sim-0000.. of a fleet of N")] = 0,
+                                          "sim-0001.. of a fleet of N")] = 0,
 ) -> None:
     """Write the service logins (ingest, api; simulator with --simulate) into Mosquitto's
     dynamic-security file, keeping every device credential in it. Passwords come from

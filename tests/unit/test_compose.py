@@ -248,6 +248,9 @@ def test_hardening(services: dict[str, dict[str, Any]]) -> None:
     assert api["SHIPTRACK_MQTT_DYNSEC"] == "true"
     config = services["broker-config"]
     assert config["network_mode"] == "none" and config["restart"] == "no"
+    sim = services["simulator"]["command"]
+    fleet = config["command"][config["command"].index("--simulate") + 1]
+    assert fleet == sim[sim.index("--devices") + 1], "the simulator's login covers its fleet"
     assert "mosquitto-dynsec:/mosquitto/dynsec" in config["volumes"]
     assert "mosquitto-dynsec:/mosquitto/dynsec" in services["mosquitto"]["volumes"]
     assert depends(services["mosquitto"]) == {"broker-config": "service_completed_successfully"}
@@ -469,7 +472,7 @@ def test_compose_broker_runs_dynamic_security_with_the_written_logins(tmp_path: 
         env={**os.environ, "MQTT_INGEST_PASSWORD": "ingest-pw", "MQTT_API_PASSWORD": "api-pw",
              "MQTT_SIMULATOR_PASSWORD": "sim-pw"}, capture_output=True, timeout=60)
     assert written.returncode == 0, written.stderr
-    assert "sim-pw" not in dynsec.read_text() and "sim-0019" in dynsec.read_text()
+    assert "sim-pw" not in dynsec.read_text() and "sim-0020" in dynsec.read_text()
     log = tmp_path / "log"
     with log.open("wb") as out:
         proc = subprocess.Popen(["sh", str(MOSQUITTO_DIR / "start.sh")], env=env, stdout=out,
