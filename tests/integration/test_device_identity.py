@@ -37,7 +37,8 @@ NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 class Client:
     """A paho MQTT 5 client that records what happens to it."""
 
-    def __init__(self, port: int, client_id: str, login: tuple[str, str] | None) -> None:
+    def __init__(self, port: int, client_id: str, login: tuple[str, str] | None,
+                 will: str | None = None) -> None:
         self.connack: ReasonCode | None = None
         self.connected = threading.Event()
         self.disconnected = threading.Event()
@@ -49,6 +50,8 @@ class Client:
                                   protocol=mqtt.MQTTv5)
         if login is not None:
             self.client.username_pw_set(*login)
+        if will is not None:  # a last will on a topic it may not publish to
+            self.client.will_set(will, b"FORGED-WILL", qos=1)
         c = self.client
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -119,8 +122,9 @@ def test_devices_publish_only_as_themselves_and_are_cut_off_when_revoked(
                                       "mqtt_public_url": "mqtts://broker.example.com:8883"})
     clients: list[Client] = []
 
-    def connect(client_id: str, login: tuple[str, str] | None) -> Client:
-        clients.append(Client(broker.port, client_id, login))
+    def connect(client_id: str, login: tuple[str, str] | None,
+                will: str | None = None) -> Client:
+        clients.append(Client(broker.port, client_id, login, will))
         return clients[-1]
 
     with running_ingest(ingest), running_api(api) as base, \
@@ -143,7 +147,8 @@ def test_devices_publish_only_as_themselves_and_are_cut_off_when_revoked(
             assert not watcher.subscribe(f"{prefix}shiptrack/v1/live/#")[0].is_failure
 
             dev_a = connect(a["client_id"], (a["username"], a["password"]))
-            dev_b = connect(b["client_id"], (b["username"], b["password"]))
+            dev_b = connect(b["client_id"], (b["username"], b["password"]),
+                            will=f"{prefix}shiptrack/v1/live/events")
             assert dev_a.accepted and dev_b.accepted
             assert dev_a.subscribe("#")[0].is_failure, "a device may not read everything"
             assert dev_a.subscribe(f"{prefix}shiptrack/v1/devices/+/position")[0].is_failure
@@ -207,7 +212,12 @@ def test_devices_publish_only_as_themselves_and_are_cut_off_when_revoked(
             assert a2["password"] != a["password"]
             wait_for(dev_a.disconnected.is_set, timeout=10)
             assert not connect(a["client_id"], (a["username"], a["password"])).accepted
-            assert connect(a2["client_id"], (a2["username"], a2["password"])).accepted
+            dev_a2 = connect(a2["client_id"], (a2["username"], a2["password"]))
+            assert dev_a2.accepted
+            dev_a2.publish(f"{prefix}shiptrack/v1/devices/dev-a/position", fix(8))
+            wait_for(lambda: any(b'"lat":52.0008' in p for _, p in watcher.messages))
+            assert not any(b"FORGED-WILL" in p for _, p in watcher.messages), \
+                "the revoked device's last will (on a live topic) was delivered"
 
             listed = http.get("/api/v1/credentials").json()["items"]
             assert sorted((c["kind"], c["subject"]) for c in listed) == [
