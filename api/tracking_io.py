@@ -39,11 +39,12 @@ async def record_milestone(cur: AsyncCursor[Any], ship: dict[str, Any], kind: st
     """The milestone, if it moves the shipment forward (or is a hub scan of a shipment not
     yet delivered), and its event (not yet stored); None when it changed nothing."""
     async with cur.connection.cursor() as plain:
-        await plain.execute(q.RECORD_MILESTONE, {
-            "shipment_id": ship["id"], "kind": kind, "ts": ts, "source": source,
-            "data": Jsonb(data), "is_status": kind != HUB})
-        if await plain.fetchone() is None:
+        await plain.execute(q.RECORD_MILESTONE, q.milestone_params(ship["id"], kind, ts, source,
+                                                                   data))
+        row = await plain.fetchone()
+        if row is None:
             return None
+        ts = row[1]
     status = ship["status"] if kind == HUB else kind
     ship["status"] = status
     body = {"kind": kind, "source": source, "reference": ship["reference"], "status": status,

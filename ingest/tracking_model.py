@@ -19,7 +19,7 @@ from shiptrack.fix import Rejection
 from shiptrack.shipments import Limit
 
 MAX_MARGIN_M = 250.0  # a fix's accuracy beyond this widens the edge band no further
-CLEARED_ON_DELIVERY = ("device.offline", "device.long_stop", "route.deviation")
+CLEARED_ON_DELIVERY = ("device.offline", "device.long_stop", "route.deviation")  # any final status
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class ShipmentTrack:
     reference: str
     device_id: str
     status: str
-    origin: Area
+    origin: Area | None  # None: a carrier shipment whose device leg names no origin
     destination: Area
     limits: dict[str, Limit] = field(default_factory=dict)
     corridor: tuple[float, BaseGeometry, BaseGeometry] | None = None
@@ -138,6 +138,7 @@ class ExceptionOp:
     since: datetime
     reason: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    code: str = ""  # its exception code; empty: the one its kind implies (detector_code)
 
 
 @dataclass(slots=True)

@@ -146,8 +146,8 @@ def test_a_trip_through_origin_corridor_and_destination(settings: Settings,
         assert shipment["status"] == "delivered"
         # in time order; "created" is now, after this replayed trip of three hours ago
         assert [(m["kind"], m["source"]) for m in shipment["milestones"]] == [
-            ("picked_up", "geofence"), ("in_transit", "geofence"),
-            ("out_for_delivery", "geofence"), ("delivered", "geofence"), ("created", "manual")]
+            ("picked_up", "device"), ("in_transit", "device"),
+            ("out_for_delivery", "device"), ("delivered", "device"), ("created", "api")]
         assert [m["ts"] for m in shipment["milestones"][:4]] == [
             iso(at(600)), iso(at(690)), iso(at(2670)), iso(at(3570))]
         assert shipment["delivered_at"] == iso(at(3570))
@@ -263,7 +263,7 @@ def test_scans_over_mqtt_are_milestones(settings: Settings, http: httpx.Client) 
     shipment = http.get(f"/api/v1/shipments/{ships['van-1']}").json()
     assert [(m["kind"], m["source"], m["data"].get("scanner_id")) for m in
             shipment["milestones"]] == [
-        ("created", "manual", None), ("picked_up", "scan", "dock-1"),
+        ("created", "api", None), ("picked_up", "scan", "dock-1"),
         ("in_transit", "scan", "dock-1"), ("hub", "scan", "dock-1"),
         ("delivered", "scan", "dock-2")]
     reasons = sorted(r[0] for r in query(settings.database_url,
