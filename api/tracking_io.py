@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from shiptrack.db import tracking_sql as q
 from shiptrack.events import Event, encode_events, make_event
-from shiptrack.shipments import HUB
+from shiptrack.shipments import CLEARED_WHEN_FINAL, FINAL, HUB
 from shiptrack.topics import LIVE_EVENTS
 
 log = logging.getLogger("shiptrack.api")
@@ -45,6 +45,9 @@ async def record_milestone(cur: AsyncCursor[Any], ship: dict[str, Any], kind: st
         if row is None:
             return None
         ts = row[1]
+        if kind in FINAL:
+            await plain.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
+                                " AND kind = ANY(%s)", (ship["id"], list(CLEARED_WHEN_FINAL)))
     status = ship["status"] if kind == HUB else kind
     ship["status"] = status
     body = {"kind": kind, "source": source, "reference": ship["reference"], "status": status,

@@ -16,10 +16,10 @@ from ingest.tracking_rules import AreaState, Spell, StopState
 from shiptrack.config import Settings
 from shiptrack.events import Event
 from shiptrack.fix import Rejection
-from shiptrack.shipments import Limit
+from shiptrack.shipments import CLEARED_WHEN_FINAL, Limit
 
 MAX_MARGIN_M = 250.0  # a fix's accuracy beyond this widens the edge band no further
-CLEARED_ON_DELIVERY = ("device.offline", "device.long_stop", "route.deviation")  # any final status
+CLEARED_ON_DELIVERY = CLEARED_WHEN_FINAL  # by any final status
 
 
 @dataclass(frozen=True, slots=True)

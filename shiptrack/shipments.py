@@ -54,6 +54,9 @@ SCAN_KINDS = {"pickup": "picked_up", "hub": HUB, "delivery": "delivered",
 # under way: picked up and not yet at a final status (the detectors watch these)
 IN_TRANSIT = frozenset(("picked_up", "in_transit", "out_for_delivery")) | _AT_DOOR
 
+# open exceptions a final status closes (sensor excursions stay, a record for the receiver)
+CLEARED_WHEN_FINAL = ("device.offline", "device.long_stop", "route.deviation", "eta.at_risk")
+
 EXCEPTION_CODES = ("delayed", "lost", "damaged", "address_issue", "refused", "customs_hold",
                    "weather", "sensor_excursion", "offline", "route_deviation", "long_stop",
                    "other")
@@ -89,6 +92,15 @@ def preceding(to: str) -> list[str]:
     if to == HUB:
         return [s for s in STATUSES if s not in FINAL]
     return [s for s in STATUSES if can_move(s, to)]
+
+
+def transitions_mermaid() -> str:
+    """``TRANSITIONS`` as a Mermaid state diagram (docs/CARRIERS.md holds this text)."""
+    lines = ["stateDiagram-v2", "    [*] --> created"]
+    for status in STATUSES:
+        lines += [f"    {status} --> {to}" for to in STATUSES if to in TRANSITIONS[status]]
+    lines += [f"    {status} --> [*]" for status in STATUSES if status in FINAL]
+    return "\n".join(lines)
 
 
 def detector_code(kind: str) -> str:
