@@ -7,7 +7,9 @@ one acts. Its meaning (``shiptrack.carriers.mapping``) records a milestone (sour
 ``carrier``) when the transition is allowed, through the same guarded statement as every
 other door; raises the carrier exception with its code (``shipment.exception``); or, for a
 status without a code, clears an open carrier exception (``shipment.exception_cleared``).
-The carrier's estimated delivery is kept in ``carrier_eta``.
+The carrier's estimated delivery is kept in ``carrier_eta``. A checkpoint from before the
+shipment was created acts as of its creation (``created`` stays first in the timeline);
+its own time is in the milestone's ``data.carrier_ts`` and in ``carrier_checkpoints``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from shiptrack.events import SHIPMENT_EXCEPTION, SHIPMENT_EXCEPTION_CLEARED, Eve
 from shiptrack.shipments import CARRIER
 
 KIND = "carrier"  # shipment_exceptions.kind of the carrier's exception (one at a time)
+
+SELECT_SHIPMENTS = """
+SELECT s.id, s.reference, s.device_id, s.status, s.carrier_eta,
+       coalesce((SELECT min(m.ts) FROM shipment_milestones m
+                  WHERE m.shipment_id = s.id AND m.kind = 'created'), s.created_at) AS created
+FROM shipments s WHERE s.carrier_tracking_number = %s ORDER BY s.id FOR UPDATE OF s
+"""
 
 STORE_CHECKPOINT = """
 INSERT INTO carrier_checkpoints (shipment_id, provider, key, ts, status, detail, message,
@@ -46,9 +55,7 @@ class Applied:
 
 async def apply_update(cur: AsyncCursor[Any], update: CarrierUpdate) -> Applied:
     out = Applied()
-    await cur.execute("SELECT id, reference, device_id, status, carrier_eta FROM shipments"
-                      " WHERE carrier_tracking_number = %s ORDER BY id FOR UPDATE",
-                      (update.tracking_number,))
+    await cur.execute(SELECT_SHIPMENTS, (update.tracking_number,))
     ships = await cur.fetchall()
     out.shipments = [s["id"] for s in ships]
     if update.ignored:
@@ -90,8 +97,11 @@ async def _act(cur: AsyncCursor[Any], ship: dict[str, Any], update: CarrierUpdat
                cp: Checkpoint) -> list[Event]:
     events: list[Event] = []
     meaning, data = cp.meaning, _data(update, cp)
+    ts = cp.ts
+    if ts < ship["created"]:  # created comes first: dated at it, its own time in the data
+        ts, data["carrier_ts"] = ship["created"], cp.ts.isoformat()
     if meaning.status is not None:
-        event = await record_milestone(cur, ship, meaning.status, cp.ts, CARRIER, data)
+        event = await record_milestone(cur, ship, meaning.status, ts, CARRIER, data)
         if event is not None:
             events.append(event)
     common = {"device_id": ship["device_id"], "shipment_id": ship["id"],
@@ -99,9 +109,9 @@ async def _act(cur: AsyncCursor[Any], ship: dict[str, Any], update: CarrierUpdat
     if meaning.code is not None:
         reason = cp.message or meaning.words or meaning.code
         await cur.execute(q.OPEN_EXCEPTION, {"shipment_id": ship["id"], "kind": KIND,
-                                             "since": cp.ts, "reason": reason,
+                                             "since": ts, "reason": reason,
                                              "data": Jsonb(data), "code": meaning.code})
-        events.append(make_event(SHIPMENT_EXCEPTION, cp.ts, data={
+        events.append(make_event(SHIPMENT_EXCEPTION, ts, data={
             "kind": KIND, "code": meaning.code, "reason": reason, "source": CARRIER, **data},
             **common))
     elif meaning.status is not None:
@@ -111,6 +121,6 @@ async def _act(cur: AsyncCursor[Any], ship: dict[str, Any], update: CarrierUpdat
                                 (ship["id"], KIND))
             cleared = await plain.fetchall()
         if cleared:
-            events.append(make_event(SHIPMENT_EXCEPTION_CLEARED, cp.ts, data={
+            events.append(make_event(SHIPMENT_EXCEPTION_CLEARED, ts, data={
                 "cleared": [dict(r) for r in cleared], "source": CARRIER, **data}, **common))
     return events

@@ -37,8 +37,8 @@ def test_transitions() -> None:
     assert can_move("attempt_failed", "available_for_pickup")
     assert not can_move("available_for_pickup", "attempt_failed")
     for status in set(STATUSES) - FINAL:
-        assert can_move(status, "cancelled") and can_move(status, "returned_to_sender") \
-            or status == "created" and can_move(status, "cancelled")
+        assert (can_move(status, "cancelled") and can_move(status, "returned_to_sender")) \
+            or (status == "created" and can_move(status, "cancelled"))
     assert preceding("created") == []
     assert preceding(HUB) == [s for s in STATUSES if s not in FINAL]
     assert set(preceding("out_for_delivery")) == {"created", "picked_up", "in_transit",
