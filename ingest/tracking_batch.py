@@ -71,6 +71,7 @@ from shiptrack.shipments import (
     SCAN_KINDS,
     Limit,
     can_move,
+    detector_code,
     rank,
 )
 
@@ -165,8 +166,23 @@ class Batch:
                       data=data)
             if ship is not None and exception is not None:
                 kind, is_open, since, reason = exception
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, is_open, since, reason,
-                                                       data))
+                self.flag(st, device_id, ts, ExceptionOp(ship.id, kind, is_open, since, reason,
+                                                         data))
+
+    def flag(self, st: DeviceState, device_id: str, ts: datetime, op: ExceptionOp) -> None:
+        """An exception of a detector opened or closed, and its ``shipment.exception`` /
+        ``shipment.exception_cleared`` event (the event every exception has, whatever
+        raised it; the detector's own event is beside it)."""
+        self.out.exceptions.append(op)
+        code = op.code or detector_code(op.kind)
+        if op.open:
+            data: dict[str, Any] = {"kind": op.kind, "code": code, "reason": op.reason,
+                                    "source": DEVICE}
+        else:
+            data = {"cleared": [{"kind": op.kind, "code": code}], "source": DEVICE}
+        self.emit(st, ev.SHIPMENT_EXCEPTION if op.open else ev.SHIPMENT_EXCEPTION_CLEARED, ts,
+                  device_id, shipment_id=op.shipment_id, data=data,
+                  discriminator=f"{op.kind}@{iso(op.since)}")
 
     def milestone(self, ship: ShipmentTrack, kind: str, ts: datetime, source: str,
                   data: dict[str, Any], geofence_id: str | None = None) -> bool:
@@ -407,13 +423,14 @@ class Batch:
                 reason = f"{key} {value:g} outside {_range(limit)} since {iso(since)}"
                 self.emit(st, ev.SENSOR_EXCURSION, fix.ts, fix.device_id, shipment_id=ship.id,
                           data=data, discriminator=key)
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, True, since, reason, data))
+                self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, kind, True, since,
+                                                                 reason, data))
             else:
                 data["peak"] = old.peak
                 data["duration_s"] = (fix.ts - since).total_seconds()
                 self.emit(st, ev.SENSOR_EXCURSION_RESOLVED, fix.ts, fix.device_id,
                           shipment_id=ship.id, data=data, discriminator=key)
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, False, since))
+                self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, kind, False, since))
 
     def route(self, st: DeviceState, i: int, fix: Fix, ship: ShipmentTrack,
               ss: ShipmentState) -> None:
@@ -436,14 +453,15 @@ class Batch:
             reason = f"off the planned route by {dist:.0f} m since {iso(since)}"
             self.emit(st, ev.ROUTE_DEVIATION, fix.ts, fix.device_id, shipment_id=ship.id,
                       data=data)
-            self.out.exceptions.append(ExceptionOp(ship.id, "route.deviation", True, since,
-                                                   reason, data))
+            self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, "route.deviation", True,
+                                                             since, reason, data))
         else:
             data["max_distance_m"] = round(old.peak or 0.0, 1)
             data["duration_s"] = (fix.ts - since).total_seconds()
             self.emit(st, ev.ROUTE_DEVIATION_RESOLVED, fix.ts, fix.device_id,
                       shipment_id=ship.id, data=data)
-            self.out.exceptions.append(ExceptionOp(ship.id, "route.deviation", False, since))
+            self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, "route.deviation", False,
+                                                             since))
 
     def stop(self, st: DeviceState, fix: Fix, ships: list[ShipmentTrack]) -> None:
         moving = [s for s in ships if self.ship_status(s) in IN_TRANSIT]

@@ -7,13 +7,18 @@ from datetime import timedelta
 
 from ingest.tracking import MilestoneOp, Outcome
 from ingest.tracking_model import ExceptionOp
+from shiptrack.events import Event
 from shiptrack.scans import Scan
-from tests.unit.test_tracking import T0, FakeSource, events, fix, run, shipment, tracker
+from tests.unit.test_tracking import T0, FakeSource, fix, run, shipment, tracker
 
 
 def scan(sec: float, kind: str, scanner: str = "dock-1") -> Scan:
     return Scan(scanner_id=scanner, ts=T0 + timedelta(seconds=sec), shipment_ref="R1",
                 kind=kind)
+
+
+def events(out: Outcome) -> list[Event]:
+    return [i.event if isinstance(i, MilestoneOp) else i for i in out.items]
 
 
 def milestones(out: Outcome) -> list[tuple[str, float, str]]:
@@ -54,8 +59,16 @@ def test_detections_carry_their_code() -> None:
     t, src = tracker([], [shipment(status="in_transit")]), FakeSource()
     run(t, src, [fix(0, 13.2)], now=T0)
     out = t.sweep(src, [("d1", T0)], T0 + timedelta(minutes=20))
-    assert [(e.type, e.data["code"]) for e in events(out)] == [("device.offline", "offline")]
+    t.commit(out, set())
+    assert [(e.type, e.data["code"]) for e in events(out)] == [
+        ("device.offline", "offline"), ("shipment.exception", "offline")]
+    assert events(out)[1].data == {"kind": "device.offline", "code": "offline", "source":
+                                   "device", "reason": "no position since 2026-11-26T10:00:00Z"}
     assert out.exceptions[0].kind == "device.offline" and out.exceptions[0].code == ""
+    back = run(t, src, [fix(1500, 13.21)])
+    assert [(e.type, e.data.get("cleared")) for e in events(back)] == [
+        ("device.online", None),
+        ("shipment.exception_cleared", [{"kind": "device.offline", "code": "offline"}])]
 
 
 def test_a_device_shipment_without_an_origin() -> None:
