@@ -48,6 +48,7 @@ from shiptrack.carriers import polling
 from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.tracking_tokens import key_from
 
 log = logging.getLogger("shiptrack.api")
 STATIC = resources.files("dashboards") / "static"
@@ -107,6 +108,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.auth_limiter = FailureLimiter(settings.auth_fail_limit,
                                             settings.auth_fail_window_s)
     log_redact.install()
+    app.state.tracking_key = key_from(settings.tracking_key or admin_token)
     errors.install(app)
     security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)

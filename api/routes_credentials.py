@@ -71,9 +71,7 @@ async def _change(request: Request, kind: bi.Kind, subject: str,
         return cur
 
 
-async def issue(request: Request, response: Response, kind: bi.Kind,
-                subject: str) -> dict[str, Any]:
-    response.headers["Cache-Control"] = "no-store"
+async def issue(request: Request, kind: bi.Kind, subject: str) -> dict[str, Any]:
     prefix = request.app.state.settings.mqtt_topic_prefix
     password, user = bi.new_password(), bi.username(kind, subject)
     cur = await _change(request, kind, subject,
@@ -104,10 +102,9 @@ def owntracks_settings(issued: dict[str, Any], user: str, prefix: str) -> dict[s
 @router.post("/devices/{device_id}/credentials", status_code=201,
              response_model=DeviceCredential, responses=RESPONSES,
              summary="Issue the device's broker login (the password is shown once)")
-async def issue_device(request: Request, response: Response, _: Writer,
-                       device_id: Subject) -> DeviceCredential:
+async def issue_device(request: Request, _: Writer, device_id: Subject) -> DeviceCredential:
     return DeviceCredential(device_id=device_id,
-                            **await issue(request, response, "device", device_id))
+                            **await issue(request, "device", device_id))
 
 
 @router.delete("/devices/{device_id}/credentials", status_code=204, response_class=Response,
@@ -120,10 +117,9 @@ async def revoke_device(request: Request, _: Writer, device_id: Subject) -> Resp
 @router.post("/scanners/{scanner_id}/credentials", status_code=201,
              response_model=ScannerCredential, responses=RESPONSES,
              summary="Issue the scanner's broker login (the password is shown once)")
-async def issue_scanner(request: Request, response: Response, _: Writer,
-                        scanner_id: Subject) -> ScannerCredential:
+async def issue_scanner(request: Request, _: Writer, scanner_id: Subject) -> ScannerCredential:
     return ScannerCredential(scanner_id=scanner_id,
-                             **await issue(request, response, "scanner", scanner_id))
+                             **await issue(request, "scanner", scanner_id))
 
 
 @router.delete("/scanners/{scanner_id}/credentials", status_code=204,
@@ -136,9 +132,8 @@ async def revoke_scanner(request: Request, _: Writer, scanner_id: Subject) -> Re
 @router.post("/owntracks/users/{user}/credentials", status_code=201,
              response_model=OwnTracksCredential, responses=RESPONSES,
              summary="Issue an OwnTracks user's broker login, with the app's settings")
-async def issue_owntracks(request: Request, response: Response, _: Writer,
-                          user: Subject) -> OwnTracksCredential:
-    issued = await issue(request, response, "owntracks", user)
+async def issue_owntracks(request: Request, _: Writer, user: Subject) -> OwnTracksCredential:
+    issued = await issue(request, "owntracks", user)
     prefix = request.app.state.settings.mqtt_topic_prefix
     return OwnTracksCredential(user=user, owntracks=owntracks_settings(issued, user, prefix),
                                **issued)

@@ -14,7 +14,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request
 from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -53,13 +53,14 @@ from shiptrack.shipments import (
     parse_limits,
     parse_place,
 )
+from shiptrack.tracking_tokens import known_token, token_for
 
 router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
 SHIPMENT_SELECT = """
-SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
+SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token_hash, s.origin, s.destination,
        s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
        s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
        s.carrier, s.carrier_tracking_number, s.carrier_eta,
@@ -94,11 +95,11 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
     if row["pos_ts"] is not None:
         position = LastPosition(ts=row["pos_ts"], lat=row["pos_lat"], lon=row["pos_lon"],
                                 speed=row["pos_speed"], heading=row["pos_heading"])
-    fields = {k: v for k, v in row.items() if not k.startswith("pos_")}
+    fields = {k: v for k, v in row.items() if not k.startswith(("pos_", "tracking_token"))}
+    token = known_token(request.app.state.tracking_key, row["id"], row["tracking_token_hash"])
     return Shipment(
-        **fields,
-        tracking_url=tracking_url(request, row["tracking_token"]) if row["tracking_token"]
-        else None,
+        **fields, tracking_token=token,
+        tracking_url=tracking_url(request, token) if token else None,
         last_position=position, exception=bool(exceptions),
         exception_reason="; ".join(x["reason"] for x in exceptions) or None,
         exception_code=exceptions[-1]["code"] if exceptions else None,
@@ -140,8 +141,7 @@ def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str,
 @router.post("/shipments", status_code=201, response_model=Shipment,
              summary="Create a shipment (answers its tracking token and URL)",
              responses=error_responses(409, 422))
-async def create_shipment(request: Request, response: Response, _: Admin,
-                          body: ShipmentCreate) -> Shipment:
+async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> Shipment:
     settings = request.app.state.settings
     check_carrier(body.carrier, body.carrier_tracking_number)
     if body.carrier is None and (body.device_id is None or body.origin is None):
@@ -149,7 +149,8 @@ async def create_shipment(request: Request, response: Response, _: Admin,
                             "carrier and carrier_tracking_number")
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
     now = datetime.now(UTC)
-    sid, token = new_id("shp", now), secrets.token_urlsafe(32)
+    sid = new_id("shp", now)
+    token = token_for(request.app.state.tracking_key, sid)  # stored as its digest
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
         origin = None if body.origin is None else await checked_place(
@@ -184,8 +185,7 @@ async def create_shipment(request: Request, response: Response, _: Admin,
         row = await fetch_shipment(cur, sid)
     await publish_events(request.app, stored)
     assert row is not None
-    response.headers["Cache-Control"] = "no-store"  # the tracking token, shown once
-    return shipment_from_row(request, {**row, "tracking_token": token})
+    return shipment_from_row(request, row)
 
 
 @router.get("/shipments", response_model=ShipmentList, summary="Shipments, newest first")

@@ -22,9 +22,7 @@ COLUMNS = "id, name, scopes, created_at, expires_at, last_used_at"
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated,
              summary="Create an API token (shown once)", responses=error_responses(422))
-async def create_token(request: Request, response: Response, _: AdminOnly,
-                       body: TokenCreate) -> TokenCreated:
-    response.headers["Cache-Control"] = "no-store"
+async def create_token(request: Request, _: AdminOnly, body: TokenCreate) -> TokenCreated:
     token, token_id = new_token(), f"tok_{secrets.token_hex(8)}"
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:

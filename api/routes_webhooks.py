@@ -27,9 +27,8 @@ MAX_URL = 2000
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated,
              summary="Register a webhook (its secret is shown once)",
              responses=error_responses(422))
-async def create_webhook(request: Request, response: Response, _: WebhooksScope,
+async def create_webhook(request: Request, _: WebhooksScope,
                          body: WebhookCreate) -> WebhookCreated:
-    response.headers["Cache-Control"] = "no-store"
     url = str(body.url)
     if len(url) > MAX_URL or "\x00" in url:
         raise ApiError(422, f"url: at most {MAX_URL} characters")

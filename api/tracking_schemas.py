@@ -126,8 +126,8 @@ class Shipment(BaseModel):
     device_id: str | None
     status: Status
     tracking_token: str | None = Field(
-        None, description="only in the answer to the POST that made it: the database keeps "
-        "its SHA-256 only")
+        None, description="made from the id with the server's key; the database keeps its "
+        "SHA-256 only. null for a token issued before the key (its link still works)")
     tracking_url: str | None = Field(None, description="as tracking_token")
     origin: dict[str, Any] | None
     destination: dict[str, Any]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Reader, digest
@@ -42,8 +42,7 @@ class WsTicket(BaseModel):
 
 @router.post("/ws-tickets", status_code=201, response_model=WsTicket,
              summary="A single-use ticket for the fleet stream (shown once)")
-async def create_ticket(request: Request, response: Response, principal: Reader) -> WsTicket:
-    response.headers["Cache-Control"] = "no-store"
+async def create_ticket(request: Request, principal: Reader) -> WsTicket:
     ticket = PREFIX + secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + timedelta(seconds=request.app.state.settings.ws_ticket_seconds)
     async with request.app.state.pool.connection() as conn:

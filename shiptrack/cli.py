@@ -90,7 +90,7 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from shiptrack.paths import admin_token
+    from shiptrack.paths import admin_token, tracking_key
 
     settings = load_settings(database_url=database_url, mqtt_url=mqtt_url, http_host=host,
                              http_port=port)
@@ -99,6 +99,7 @@ def api(
         token, created = admin_token(settings)
     except ShiptrackError as exc:
         raise _fail(exc) from exc
+    settings = settings.model_copy(update={"tracking_key": tracking_key(settings)})
     if created:
         console.print(f"generated admin token (kept in the data dir): [bold]{token}[/bold]")
     try:

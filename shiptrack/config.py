@@ -125,6 +125,10 @@ class Settings(BaseSettings):
         "before 429 (0: off)",
     )
     auth_fail_window_s: float = Field(default=60.0, gt=0)
+    tracking_key: str | None = Field(
+        default=None, description="key that makes tracking tokens (kept as digests); unset: "
+        "from the admin token (shiptrack up/api keep a generated one in the data dir)",
+    )
 
     # Parcel carriers (issue 14): webhook secrets, karrio accounts, polling.
     carrier_secret_easypost: str | None = Field(

@@ -41,3 +41,20 @@ def admin_token(settings: Settings) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     return token, True
+
+
+def tracking_key(settings: Settings) -> str:
+    """The key that makes tracking tokens: ``SHIPTRACK_TRACKING_KEY``, else one generated
+    at first start and kept (mode 0600) in the data directory, so links outlive a change
+    of the admin token."""
+    if settings.tracking_key:
+        return settings.tracking_key
+    path = data_dir(settings) / "tracking-key"
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    return key
+

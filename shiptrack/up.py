@@ -22,7 +22,7 @@ from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate, storage_mode
 from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres
 from shiptrack.mqtturl import parse_mqtt_url
-from shiptrack.paths import admin_token, data_dir
+from shiptrack.paths import admin_token, data_dir, tracking_key
 
 
 def _start_servers(settings: Settings, stack: ExitStack, console: Console,
@@ -95,6 +95,7 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
     console.print(f"database ready ({storage_mode(settings.database_url)}), "
                   f"{len(applied)} migration(s) applied")
     token, _ = admin_token(settings)
+    settings = settings.model_copy(update={"tracking_key": tracking_key(settings)})
     stop = threading.Event()
     ingest_settings = _as(settings, logins, INGEST_USER).model_copy(update={"metrics_port": 0})
     _thread(stack, "ingest", run_ingest, ingest_settings, stop)

@@ -212,6 +212,9 @@ def test_security_headers_and_cors(settings: Settings) -> None:
         api = http.get("/api/v1/devices", headers={**ADMIN, "Origin": "https://shop.example"})
         assert api.headers["access-control-allow-origin"] == "https://shop.example"
         assert api.headers["x-content-type-options"] == "nosniff"
+        assert api.headers["cache-control"] == "no-store"  # every /api/ answer
+        assert "cache-control" not in page.headers or page.headers["cache-control"] != \
+            "no-store"
         pre = http.options("/api/v1/devices", headers={
             "Origin": "https://shop.example", "Access-Control-Request-Method": "GET",
             "Access-Control-Request-Headers": "authorization"})

@@ -1,5 +1,6 @@
 """Tracking tokens are kept as digests (migration 0008), like API tokens: links made
-before the migration keep working, new tokens are shown once, no plaintext stays."""
+before the migration keep working, no plaintext stays; new tokens are made from the
+shipment id with the server's key, so the API can show them again."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.db import migrate as migrations
+from shiptrack.tracking_tokens import key_from, token_for
 from tests.helpers import query, running_api
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -66,9 +68,25 @@ def test_old_links_keep_working_and_only_digests_are_kept(old_db: str,
         assert made.headers["cache-control"] == "no-store"
         token = made.json()["tracking_token"]
         assert made.json()["tracking_url"] == f"/t/{token}"
+        assert token == token_for(key_from("test-admin-token"), made.json()["id"])
+        again = http.get(f"/api/v1/shipments/{made.json()['id']}", headers=ADMIN).json()
+        assert (again["tracking_token"], again["tracking_url"]) == (token, f"/t/{token}")
         assert http.get(f"/api/v1/track/{token}").json()["reference"] == "NEW-1"
         assert http.get(f"/api/v1/track/{token[:-1]}x").status_code == 404
         listed = http.get("/api/v1/shipments", headers=ADMIN).json()["items"]
-        assert all(s["tracking_token"] is None for s in listed)
+        assert {s["id"]: s["tracking_token"] for s in listed} == {
+            "shp_old": None, made.json()["id"]: token}
     dump = str(query(old_db, "SELECT * FROM shipments"))
     assert token not in dump and old_token not in dump
+
+    # with SHIPTRACK_TRACKING_KEY set, links no longer depend on the admin token
+    keyed = settings.model_copy(update={"database_url": old_db, "tracking_key": "k" * 32})
+    with running_api(keyed) as base, httpx.Client(base_url=base, headers=ADMIN) as http:
+        ship = http.post("/api/v1/shipments", json={
+            "reference": "NEW-2", "device_id": "dev-3", "origin": {"lat": 1, "lon": 1},
+            "destination": {"lat": 2, "lon": 2}}).json()
+        assert ship["tracking_token"] == token_for(key_from("k" * 32), ship["id"])
+        assert http.get(f"/api/v1/track/{ship['tracking_token']}").status_code == 200
+        assert http.get(f"/api/v1/shipments/{made.json()['id']}").json()[
+            "tracking_token"] is None, "made with another key: not shown, still opens"
+        assert http.get(f"/api/v1/track/{token}").status_code == 200

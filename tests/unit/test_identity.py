@@ -185,3 +185,15 @@ def test_up_turns_identity_on_for_mosquitto_and_off_on_request(tmp_path: Path) -
     assert again is not None and again.passwords == logins.passwords, "kept across starts"
     users = [c["username"] for c in json.loads(plugin_file.read_text())["clients"]]
     assert sorted(users) == ["api", "device.d1", "ingest"]
+
+
+def test_tracking_tokens_are_made_from_the_id_and_kept_as_digests() -> None:
+    from shiptrack.tracking_tokens import digest, key_from, known_token, token_for
+
+    key = key_from("secret")
+    token = token_for(key, "shp_1")
+    assert len(token) == 43 and token == token_for(key, "shp_1")
+    assert token != token_for(key, "shp_2") and token != token_for(key_from("other"), "shp_1")
+    assert known_token(key, "shp_1", digest(token)) == token
+    assert known_token(key, "shp_1", digest("a random old token")) is None
+    assert known_token(key, "shp_1", None) is None
