@@ -33,6 +33,7 @@ from shiptrack.mqtturl import parse_mqtt_url
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 Subject = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["truck-17"])]
 RESPONSES = error_responses(409, 422, 503)
+KIND_SQL = {k: f"kind = '{k}'" for k in bi.KINDS}  # three fixed words, no input in SQL
 
 REVOKE_SQL = """
 UPDATE broker_credentials SET revoked_at = now()
@@ -157,7 +158,7 @@ async def list_credentials(
 ) -> CredentialList:
     where = ["true"]
     if kind is not None:
-        where.append(f"kind = '{kind}'")  # a Literal: one of three fixed words
+        where.append(KIND_SQL[kind])
     if not revoked:
         where.append("revoked_at IS NULL")
     rows, next_cursor = await id_page(
