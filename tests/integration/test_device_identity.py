@@ -222,6 +222,11 @@ def test_devices_publish_only_as_themselves_and_are_cut_off_when_revoked(
             listed = http.get("/api/v1/credentials").json()["items"]
             assert sorted((c["kind"], c["subject"]) for c in listed) == [
                 ("device", "dev-a"), ("scanner", "dock-1")]
+            scanners = http.get("/api/v1/credentials?kind=scanner").json()["items"]
+            assert [c["username"] for c in scanners] == ["scanner.dock-1"]
+            history = http.get("/api/v1/credentials?kind=device&revoked=true").json()["items"]
+            assert sorted((c["subject"], c["revoked_at"] is None) for c in history) == [
+                ("dev-a", False), ("dev-a", True), ("dev-b", False)]
             everything = str(query(settings.database_url or "",
                                    "SELECT * FROM broker_credentials"))
             plugin_file = broker.plugin_file.read_text()
