@@ -79,3 +79,48 @@ def short(value: Any, limit: int = 40) -> str:
     text = repr(value) if isinstance(value, str | int | float | bool) or value is None \
         else type(value).__name__
     return text.replace("\x00", "\\x00")[: limit + 10]
+
+
+def text_problem(text: str) -> str | None:
+    """What makes a string unfit for storage and for UTF-8: a NUL or a lone surrogate."""
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "invalid Unicode (a lone surrogate)"
+    return None
+
+
+Path = tuple[Any, ...] | None  # (parent path, key or index): built only when reported
+
+
+def _path_text(path: Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, step = path
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{short(step, 30)[1:-1]}")
+    return "$" + "".join(reversed(parts))
+
+
+def find_bad_text(value: Any) -> tuple[str, str] | None:
+    """The first string or key in ``value`` with a ``text_problem``: (where, what), where
+    is a JSON path like ``$.items[2].name``."""
+    stack: list[tuple[Any, Path]] = [(value, None)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            problem = text_problem(node)
+            if problem is not None:
+                return _path_text(path), problem
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                problem = text_problem(key) if isinstance(key, str) else None
+                if problem is not None:
+                    return _path_text((path, key)), f"{problem} in a key"
+                if isinstance(child, str | dict | list):
+                    stack.append((child, (path, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (path, i)) for i, child in enumerate(node)
+                         if isinstance(child, str | dict | list))
+    return None
