@@ -117,7 +117,7 @@ def assert_total(out: Decoded, payload: bytes) -> None:
         assert len(out.rejections) == 1 and not out.fixes  # one row when not JSON
 
 
-FUZZ = settings(max_examples=300, deadline=None,
+FUZZ = settings(max_examples=120, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
