@@ -202,3 +202,14 @@ async def until(condition: Any) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("condition not met within 10 s")
+
+
+def test_a_websocket_handshake_with_nul_in_its_query_is_refused(api: str) -> None:
+    async def connect() -> None:
+        url = api.replace("http", "ws") + f"/ws/fleet?token={TOKEN}&note=a%00b"
+        async with websockets.connect(url, compression=None):
+            pass
+
+    with pytest.raises(websockets.InvalidStatus) as info:
+        asyncio.run(connect())
+    assert info.value.response.status_code == 403
