@@ -17,25 +17,31 @@ INT8_MIN, INT8_MAX = -(2**63), 2**63 - 1
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """True when ``value`` nests lists/objects more than ``limit`` deep."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+    """True when decoded JSON ``value`` nests lists/objects more than ``limit`` deep
+    (level by level: the containers of one depth, then those inside them)."""
+    level: list[Any] = [value] if type(value) in (dict, list) else []
+    depth = 1
+    while level:
         if depth > limit:
             return True
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        inner: list[Any] = []
+        for node in level:
+            for child in (node.values() if type(node) is dict else node):
+                kind = type(child)
+                if kind is dict or kind is list:  # what a JSON decoder makes
+                    inner.append(child)
+        level, depth = inner, depth + 1
     return False
 
 
 def has_nul(value: Any) -> bool:
     """True when a string (or an object key) anywhere in ``value`` holds U+0000, which
     PostgreSQL cannot store in ``text`` or ``jsonb``."""
+    kind = type(value)
+    if kind is str:
+        return "\x00" in value
+    if kind is not dict and kind is not list:
+        return False
     stack: list[Any] = [value]
     while stack:
         node = stack.pop()
@@ -53,7 +59,9 @@ def has_nul(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     """A JSON number (``true``/``false`` are not)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)
+    return kind is float or kind is int or (
+        isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def as_float(value: int | float) -> float:
