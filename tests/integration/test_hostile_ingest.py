@@ -259,3 +259,17 @@ def test_an_unexpected_error_on_one_message_dead_letters_only_it(
     assert positions(settings, "before") == 1
     [(detail,)] = query(settings.database_url or "", "SELECT detail FROM dead_letters")
     assert detail == "RecursionError: a bug no test foresaw"
+
+
+def test_renaming_a_corridor_keeps_its_stored_shape(settings: Settings,
+                                                    http: httpx.Client) -> None:
+    road = {"type": "LineString", "coordinates": [[10.0, 10.0], [10.5, 10.0]]}
+    fid = fence(http, road, buffer_m=2000)
+    r = http.put(f"/api/v1/geofences/{fid}", json={
+        "type": "Feature", "geometry": road, "properties": {"name": "renamed", "buffer_m": 2000}})
+    assert r.status_code == 200, r.text
+    db = settings.database_url or ""
+    assert query(db, "SELECT shape_wkb IS NOT NULL FROM geofences")[0][0] is True
+    query(db, "UPDATE geofences SET properties = properties || '{\"dwell_s\": 5}'"
+              " WHERE id = %s RETURNING 1", (fid,))
+    assert query(db, "SELECT shape_wkb IS NOT NULL FROM geofences")[0][0] is True

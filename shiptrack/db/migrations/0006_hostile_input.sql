@@ -10,12 +10,12 @@ ALTER TABLE dead_letters ADD COLUMN count integer NOT NULL DEFAULT 1;
 ALTER TABLE geofences ADD COLUMN shape_wkb bytea;
 ALTER TABLE shipments ADD COLUMN route_corridor_wkb bytea;
 
--- A write that changes the geometry without giving a new precomputed shape (plain SQL,
+-- A write that changes the geometry (or the buffer) without a new precomputed shape (plain SQL,
 -- an older API) forgets the old one, so that ingest never uses a stale corridor.
 CREATE FUNCTION shiptrack_geofence_wkb_stale() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (NEW.geometry IS DISTINCT FROM OLD.geometry
-        OR NEW.properties IS DISTINCT FROM OLD.properties)
+        OR NEW.properties -> 'buffer_m' IS DISTINCT FROM OLD.properties -> 'buffer_m')
        AND NEW.shape_wkb IS NOT DISTINCT FROM OLD.shape_wkb THEN
         NEW.shape_wkb := NULL;
     END IF;
