@@ -79,6 +79,7 @@ class TrackingStore:
         self.corridor_m = corridor_m
         self.excursion_s = excursion_s
         self.reload_s = reload_s
+        self._route_wkb: dict[str, BaseGeometry] = {}  # prefetched by load_shipments
 
     # reads ---------------------------------------------------------------------------------
 
@@ -147,7 +148,12 @@ class TrackingStore:
 
     def load_shipments(self) -> list[ShipmentTrack]:
         out, corridors = [], {}
-        for row in self._rows(q.LOAD_ACTIVE_SHIPMENTS):
+        rows = self._rows(q.LOAD_ACTIVE_SHIPMENTS)
+        cached = {key[0] for key in self.caches.corridors}
+        self._route_wkb = self._built_routes([str(r[0]) for r in rows
+                                              if isinstance(r[6], dict) and str(r[0]) not in
+                                              cached])
+        for row in rows:
             (sid, ref, device, status, origin, destination, route, width, limits, last,
              promised_by, at_risk, announced) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
@@ -186,11 +192,23 @@ class TrackingStore:
                 found[str(fid)] = geom
         return found
 
+    def _built_routes(self, shipment_ids: list[str]) -> dict[str, BaseGeometry]:
+        """The route corridors the API built for these shipments (one query)."""
+        if not shipment_ids:
+            return {}
+        found = {}
+        for sid, wkb in self._rows(q.LOAD_ROUTE_WKB, (shipment_ids,)):
+            geom = from_wkb(wkb)
+            if geom is not None:
+                found[str(sid)] = geom
+        return found
+
     def _corridor(self, sid: str, route: dict[str, Any], width: float) -> Any:
         """A route's corridor frame: the polygon the API built, else built here (rows
         from before migration 0006), within the same cost budget."""
-        rows = self._rows(q.LOAD_ROUTE_WKB, (sid,))
-        built = from_wkb(rows[0][0]) if rows else None
+        built = self._route_wkb.get(str(sid))
+        if built is None:
+            built = self._built_routes([str(sid)]).get(str(sid))
         try:
             shape = corridor_shape(route.get("coordinates"), width, "route_corridor_m", built)
             return shape_frame(shape.geometry)

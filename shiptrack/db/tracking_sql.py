@@ -136,4 +136,7 @@ INSERT INTO dead_letters (source, topic, reason, detail, payload) VALUES (%s, %s
 
 # Precomputed corridors (migration 0006), read only for what is not cached yet.
 LOAD_FENCE_WKB = "SELECT id, shape_wkb FROM geofences WHERE id = ANY(%s) AND shape_wkb IS NOT NULL"
-LOAD_ROUTE_WKB = "SELECT route_corridor_wkb FROM shipments WHERE id = %s"
+LOAD_ROUTE_WKB = """
+SELECT id, route_corridor_wkb FROM shipments
+WHERE id = ANY(%s) AND route_corridor_wkb IS NOT NULL
+"""
