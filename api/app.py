@@ -23,6 +23,7 @@ from api import (
     routes_owntracks,
     routes_scans,
     routes_shipments,
+    routes_subscriptions,
     routes_tokens,
     routes_track,
     routes_webhooks,
@@ -34,6 +35,7 @@ from api.auth import digest
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
+from api.notify_worker import NotificationWorker
 from api.schemas import Health
 from api.shutdown import close_streams_on_signal
 from api.webhooks import WebhookWorker
@@ -65,9 +67,17 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
         hub: Hub = app.state.hub
         worker = WebhookWorker(pool, settings)
-        hub.on_event = worker.poke
+        notifier = NotificationWorker(pool, settings)
+        app.state.notifier = notifier
+
+        def on_event() -> None:
+            worker.poke()
+            notifier.poke()
+
+        hub.on_event = on_event
         tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
-                 asyncio.create_task(worker.run(), name="webhook-worker")]
+                 asyncio.create_task(worker.run(), name="webhook-worker"),
+                 asyncio.create_task(notifier.run(), name="notification-worker")]
         restore_signals = close_streams_on_signal(hub)
         try:
             yield
@@ -101,6 +111,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_shipments.router)
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
+    app.include_router(routes_subscriptions.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)

@@ -58,6 +58,8 @@ class ShipmentCreate(BaseModel):
                                            description="route deviation corridor half-width")
     sensor_limits: dict[str, Any] | None = Field(
         None, description='{"<sensor>": {"min"?, "max"?, "for_s"?}}')
+    subscriptions: list[dict[str, Any]] | None = Field(
+        None, description="consignee notifications, as POST .../subscriptions takes them")
 
 
 class ShipmentPatch(BaseModel):
@@ -127,6 +129,9 @@ class Shipment(BaseModel):
     delivered_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    subscriptions: list[Any] | None = Field(
+        None, description="in the answer to a POST that gave subscriptions: them, with a "
+                          "webhook channel's secret (GET .../subscriptions lists them)")
 
 
 class ShipmentList(BaseModel):
