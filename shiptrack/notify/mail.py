@@ -68,11 +68,11 @@ def build_message(email: Email, *, sender: str, to: str, language: str, key: str
     msg["Subject"] = email.subject
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = message_id(key, sender)
-    msg["Content-Language"] = language
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     if unsubscribe_url:
         msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(email.text)
     msg.add_alternative(email.html, subtype="html")
+    msg["Content-Language"] = language  # after the content: set_content clears Content-*
     return msg
