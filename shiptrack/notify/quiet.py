@@ -31,13 +31,21 @@ def release_at(now: datetime, zone: str, start: time | None, end: time | None) -
         return now
     day = local.date() if local.time().replace(tzinfo=None) < end else (
         local.date() + timedelta(days=1))
-    wall = datetime.combine(day, end)
-    # fold=0 on an ambiguous time (the earlier one); a non-existent one is normalised
-    # forward by the round trip through UTC
-    candidate = wall.replace(tzinfo=tz).astimezone(UTC)
-    if candidate.astimezone(tz).replace(tzinfo=None) < wall:
-        candidate += timedelta(hours=1)
-    return max(candidate, now)
+    return max(first_at_or_after(datetime.combine(day, end), tz), now)
+
+
+def first_at_or_after(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The first UTC instant whose local time in ``tz`` is ``wall`` or later: ``wall``
+    itself (the earlier one when the clocks go back), or the end of the gap when the
+    clocks go forward over it."""
+    early = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if early.astimezone(tz).replace(tzinfo=None) == wall:
+        return early
+    late = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)  # in a gap: the two differ
+    step = min(early, late)
+    while step.astimezone(tz).replace(tzinfo=None) < wall and step < max(early, late):
+        step += timedelta(minutes=1)
+    return step
 
 
 def parse_hhmm(value: str) -> time:
