@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
+from email.utils import parseaddr
 from typing import Literal
 
 import aiosmtplib
@@ -21,9 +22,10 @@ import httpx
 
 from api.webhooks import headers as webhook_headers
 from shiptrack.config import Settings
-from shiptrack.notify.mail import SmtpTarget, parse_smtp_url
+from shiptrack.notify.mail import UNFOLDED, SmtpTarget, parse_smtp_url
 
 Outcome = Literal["sent", "retry", "permanent"]
+WIRE = UNFOLDED.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +66,14 @@ class SmtpSender:
         self.client = client
         return client
 
-    async def send(self, message: EmailMessage) -> Result:
+    async def send(self, message: Message) -> Result:
         if self.target is None:
             return Result("retry", "SHIPTRACK_SMTP_URL is not set")
         try:
             client = await self._connected(self.target)
-            await client.send_message(message)
+            # sent as built: aiosmtplib's own flattening would fold the headers again
+            await client.sendmail(parseaddr(str(message["From"]))[1], [str(message["To"])],
+                                  message.as_bytes(policy=WIRE))
         except aiosmtplib.SMTPRecipientsRefused as exc:
             first = exc.recipients[0]
             return smtp_refusal(first.code, first.message)

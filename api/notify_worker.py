@@ -160,6 +160,7 @@ class NotificationWorker:
                     busy = 0
                     await asyncio.sleep(POLL_S)
                 if not busy:
+                    await self.smtp.close()  # idle: no connection held open
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.wake.wait(), POLL_S)
         finally:
@@ -247,7 +248,6 @@ class NotificationWorker:
                 await self._one(item)
                 pending.discard(item.id)
         finally:
-            await self.smtp.close()
             if pending:  # cancelled (shutdown): give the rest back at once
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._release(sorted(pending)))

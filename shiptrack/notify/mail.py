@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shiptrack.errors import ConfigError
 from shiptrack.notify.render import Email
 
 TRUE = ("1", "true", "yes", "on")
+UTF8 = Charset("utf-8")
+UTF8.header_encoding = QP
+UTF8.body_encoding = QP  # readable in the raw message, unlike base64
+UNFOLDED = compat32.clone(max_line_length=998)  # List-Unsubscribe stays on one line
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +68,22 @@ def message_id(key: str, sender: str) -> str:
 
 
 def build_message(email: Email, *, sender: str, to: str, language: str, key: str,
-                  unsubscribe_url: str | None) -> EmailMessage:
-    msg = EmailMessage()
+                  unsubscribe_url: str | None) -> Message:
+    """The MIME message (the ``email.mime`` classes: 25x faster to build than
+    ``EmailMessage`` with the default policy, which dominated a send)."""
+    msg = MIMEMultipart("alternative", policy=UNFOLDED)
     name, addr = parseaddr(sender)
-    msg["From"] = Address(display_name=name, addr_spec=addr) if name else addr
+    msg["From"] = formataddr((name, addr), charset="utf-8") if name else addr
     msg["To"] = to
-    msg["Subject"] = email.subject
+    msg["Subject"] = Header(email.subject, UTF8).encode()
     msg["Date"] = formatdate(localtime=False, usegmt=True)
     msg["Message-ID"] = message_id(key, sender)
+    msg["Content-Language"] = language
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     if unsubscribe_url:
         msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(email.text)
-    msg.add_alternative(email.html, subtype="html")
-    msg["Content-Language"] = language  # after the content: set_content clears Content-*
+    # the stdlib takes a Charset here (its documentation says so; typeshed says str)
+    msg.attach(MIMEText(email.text, "plain", UTF8, policy=UNFOLDED))  # type: ignore[arg-type]
+    msg.attach(MIMEText(email.html, "html", UTF8, policy=UNFOLDED))  # type: ignore[arg-type]
     return msg
