@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from prometheus_client import Counter
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -47,6 +48,9 @@ from shiptrack.notify.render import render_email, render_headline, render_sms
 
 log = logging.getLogger("shiptrack.api.notify")
 
+ATTEMPTS = Counter("shiptrack_notifications_total", "Notification send attempts, by outcome",
+                   ["channel", "outcome"])
+HELD = Counter("shiptrack_notifications_held_total", "Notifications held by quiet hours")
 POLL_S = 2.0
 BATCH = 500
 CLAIM = 20
@@ -273,6 +277,7 @@ class NotificationWorker:
             await conn.execute("UPDATE notification_outbox SET attempts = attempts - 1,"
                                " next_attempt_at = %s, held_until = %s WHERE id = %s",
                                (until, until, item.id))
+        HELD.inc()
         log.info("notification %s held by quiet hours until %s", item.id, until)
 
     async def send(self, item: Claimed) -> Result:
@@ -308,6 +313,7 @@ class NotificationWorker:
 
     async def record(self, item: Claimed, result: Result) -> None:
         s, now = self.settings, self.clock()
+        ATTEMPTS.labels(item.channel, result.outcome).inc()
         async with self.pool.connection() as conn, conn.transaction():
             if result.outcome == "sent":
                 await conn.execute("UPDATE notification_outbox SET sent_at = %s,"
