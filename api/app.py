@@ -20,6 +20,7 @@ from api import (
     routes_devices,
     routes_events,
     routes_geofences,
+    routes_notify_pages,
     routes_owntracks,
     routes_scans,
     routes_shipments,
@@ -112,6 +113,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
     app.include_router(routes_subscriptions.router)
+    app.include_router(routes_notify_pages.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)

@@ -6,20 +6,17 @@
   auth (the tracking token is the credential), e-mail only, rate-limited per client
   address; the subscription stays ``pending`` and only a confirmation mail is sent until
   its link is followed;
-- the pages the messages link to: ``/n/confirm/{token}`` and ``/n/unsubscribe/{token}``,
-  each a GET showing a page with a button and a POST doing it (RFC 8058 one-click: the
-  mail client POSTs ``List-Unsubscribe=One-Click`` to the unsubscribe URL).
+- the pages the messages link to are ``api/routes_notify_pages.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import defaultdict, deque
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from psycopg.rows import dict_row
 
 from api.auth import Reader, Writer
@@ -33,8 +30,7 @@ from api.notify_schemas import (
 )
 from api.pagination import decode_cursor, page
 from api.routes_track import TrackingToken, at_least, find_shipment, keep_after_delivery
-from api.subscriptions_io import COLUMNS, as_model, checked, insert
-from shiptrack.notify.render import render_page
+from api.subscriptions_io import COLUMNS, as_model, checked, drop_pending, insert
 
 router = APIRouter(tags=["notifications"])
 ShipmentId = Annotated[str, Path(max_length=64)]
@@ -118,14 +114,8 @@ async def delete_subscription(request: Request, _: Writer, shipment_id: Shipment
             (sub_id, shipment_id))
         if cur.rowcount == 0:
             raise ApiError(404, f"no live subscription {sub_id!r} of shipment {shipment_id!r}")
-        await _drop_pending(conn, sub_id, "subscription deleted")
+        await drop_pending(conn, sub_id, "subscription deleted")
     return Response(status_code=204)
-
-
-async def _drop_pending(conn: Any, sub_id: str, why: str) -> None:
-    await conn.execute("UPDATE notification_outbox SET failed_at = now(), last_error = %s"
-                       " WHERE subscription_id = %s AND sent_at IS NULL AND failed_at IS NULL",
-                       (why, sub_id))
 
 
 def _signups(request: Request) -> RateLimit:
@@ -164,85 +154,3 @@ async def sign_up(request: Request, tracking_token: TrackingToken,
     if ship is None:
         raise ApiError(404, "no shipment for this tracking link")
     return SignupAccepted(message=f"a confirmation link was sent to {spec.address}")
-
-
-# the pages the messages link to ---------------------------------------------------------
-
-def _page(request: Request, name: str, language: str, status: int = 200,
-          **values: Any) -> HTMLResponse:
-    override = request.app.state.settings.notify_templates_dir
-    return HTMLResponse(render_page(name, language, values, override), status_code=status,
-                        headers={"cache-control": "no-store"})
-
-
-CONFIRM_ROW = """
-SELECT s.id, s.address, s.language, s.state, sh.reference FROM subscriptions s
-JOIN shipments sh ON sh.id = s.shipment_id WHERE s.confirm_hash = %s
-"""
-UNSUBSCRIBE_ROW = """
-SELECT s.id, s.address, s.language, s.state, sh.reference FROM subscriptions s
-JOIN shipments sh ON sh.id = s.shipment_id
-WHERE sha256(s.unsubscribe_token::bytea) = sha256(%s::bytea)
-"""
-
-
-async def _find(request: Request, sql: str, key: Any) -> dict[str, Any] | None:
-    async with request.app.state.pool.connection() as conn, \
-            conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, (key,))
-        row: dict[str, Any] | None = await cur.fetchone()
-    return row
-
-
-def _lang(request: Request) -> str:
-    wanted = request.headers.get("accept-language", "en")[:2].lower()
-    return wanted if wanted in ("en", "de", "fr", "es") else "en"
-
-
-@router.get("/n/confirm/{token}", include_in_schema=False)
-async def confirm_page(request: Request, token: LinkToken) -> HTMLResponse:
-    row = await _find(request, CONFIRM_ROW, hashlib.sha256(token.encode()).digest())
-    if row is None or row["state"] not in ("pending", "active"):
-        return _page(request, "gone", _lang(request), 404)
-    return _page(request, "confirm", row["language"], reference=row["reference"],
-                 address=row["address"], done=row["state"] == "active")
-
-
-@router.post("/n/confirm/{token}", include_in_schema=False)
-async def confirm(request: Request, token: LinkToken) -> HTMLResponse:
-    digest = hashlib.sha256(token.encode()).digest()
-    async with request.app.state.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE subscriptions SET state = 'active', confirmed_at = now(),"
-            " start_seq = (SELECT coalesce(max(seq), 0) FROM events)"
-            " WHERE confirm_hash = %s AND state = 'pending'", (digest,))
-        await conn.execute(
-            "UPDATE notification_outbox o SET context = o.context - 'confirm_token'"
-            " FROM subscriptions s WHERE s.id = o.subscription_id AND s.confirm_hash = %s"
-            " AND o.kind = 'confirm' AND o.sent_at IS NOT NULL", (digest,))
-    return await confirm_page(request, token)
-
-
-@router.get("/n/unsubscribe/{token}", include_in_schema=False)
-async def unsubscribe_page(request: Request, token: LinkToken) -> HTMLResponse:
-    row = await _find(request, UNSUBSCRIBE_ROW, token)
-    if row is None:
-        return _page(request, "gone", _lang(request), 404)
-    return _page(request, "unsubscribe", row["language"], reference=row["reference"],
-                 address=row["address"], done=row["state"] not in ("pending", "active"))
-
-
-@router.post("/n/unsubscribe/{token}", include_in_schema=False)
-async def unsubscribe(request: Request, token: LinkToken) -> HTMLResponse:
-    """RFC 8058 one-click (``List-Unsubscribe=One-Click``), or the page's button."""
-    row = await _find(request, UNSUBSCRIBE_ROW, token)
-    if row is None:
-        return _page(request, "gone", _lang(request), 404)
-    async with request.app.state.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE subscriptions SET state = 'ended', ended_at = now(),"
-            " ended_reason = 'unsubscribed' WHERE id = %s AND state IN ('pending', 'active')",
-            (row["id"],))
-        await _drop_pending(conn, row["id"], "unsubscribed")
-    return _page(request, "unsubscribe", row["language"], reference=row["reference"],
-                 address=row["address"], done=True)

@@ -93,3 +93,10 @@ async def insert_all(cur: AsyncCursor[Any], shipment_id: str, reference: str,
         return None
     made = [(await insert(cur, shipment_id, reference, spec))[0] for spec in specs]
     return [as_model(row, show_secret=True) for row in made if row is not None]
+
+
+async def drop_pending(conn: Any, sub_id: str, why: str) -> None:
+    """An ended subscription's unsent messages are dropped (kept, with the reason)."""
+    await conn.execute("UPDATE notification_outbox SET failed_at = now(), last_error = %s"
+                       " WHERE subscription_id = %s AND sent_at IS NULL AND failed_at IS NULL",
+                       (why, sub_id))

@@ -200,7 +200,7 @@ async def test_two_workers_send_each_occurrence_once(settings: Settings,
                 add_event(db, "shipment.milestone", {"kind": kind}, shipment=f"shp_m{i}")
         for _ in range(3):
             await asyncio.gather(round_(a), round_(b), round_(a), round_(b))
-            a.gap_since = b.gap_since = None
+            a.fanout.gap_since = b.fanout.gap_since = None
         await asyncio.gather(round_(a), round_(b))
     for i in range(3):
         subjects = box.subjects(f"m{i}@example.com")
