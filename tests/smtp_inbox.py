@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from shiptrack.embedded import free_port
 
@@ -62,10 +63,28 @@ def html_of(msg: EmailMessage) -> str:
     return str(part.get_content())  # type: ignore[attr-defined]
 
 
+def password_check(user: str, password: str) -> Any:
+    """An aiosmtpd authenticator accepting one login (AUTH over plain TCP: tests only)."""
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == user.encode()
+              and auth_data.password == password.encode())
+        return AuthResult(success=ok, handled=False)
+
+    return authenticator
+
+
 @contextmanager
-def smtp_server(inbox: Inbox, port: int | None = None) -> Iterator[str]:
-    """Serve ``inbox`` on a loopback port; yields its ``smtp://`` URL."""
-    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port())
+def smtp_server(inbox: Inbox, port: int | None = None,
+                login: tuple[str, str] | None = None) -> Iterator[str]:
+    """Serve ``inbox`` on a loopback port (requiring ``login`` when given); yields its
+    ``smtp://`` URL."""
+    auth: dict[str, Any] = {}
+    if login:
+        auth = {"authenticator": password_check(*login),
+                "auth_require_tls": False}
+    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), **auth)
     controller.start()
     try:
         yield f"smtp://127.0.0.1:{controller.port}"

@@ -184,6 +184,28 @@ async def test_refusals_are_recorded_and_a_provider_down_only_delays(
     assert len(outbox(db, "sub_gone")) == 1  # a bounced subscription gets nothing new
 
 
+async def test_smtp_login_from_the_url_and_a_refused_login_only_delays(
+        settings: Settings) -> None:
+    db = settings.database_url or ""
+    add_shipment(db)
+    add_subscription(db, "sub_a", "a@example.com")
+    box = Inbox()
+    clock = Clock(LATE)
+    with smtp_server(box, login=("mailer@shop", "s3:cret")) as url:
+        wrong = url.replace("smtp://", "smtp://mailer%40shop:nope@")
+        async with worker(settings.model_copy(update={"smtp_url": wrong}), clock) as w:
+            add_event(db, "shipment.milestone", {"kind": "picked_up"})
+            await round_(w)
+        ((_, attempts, sent, failed, _, error),) = outbox(db, "sub_a")
+        assert (attempts, sent, failed) == (1, False, False) and "535" in error, error
+        assert subscription(db, "sub_a")[:2] == ("active", 0)  # our login, not the recipient
+        right = url.replace("smtp://", "smtp://mailer%40shop:s3%3Acret@")
+        clock.advance(seconds=30)
+        async with worker(settings.model_copy(update={"smtp_url": right}), clock) as w:
+            await round_(w)
+    assert box.subjects("a@example.com") == ["Your shipment PO-77 is on its way"]
+
+
 async def test_two_workers_send_each_occurrence_once(settings: Settings,
                                                      inbox: tuple[Inbox, str]) -> None:
     box, url = inbox
