@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api.notify_channels import Result, SmtpSender, send_sms, send_webhook
 from api.notify_fanout import Clock, FanOut
 from api.notify_links import links_for
+from api.subscriptions_io import drop_pending
 from api.webhooks import backoff
 from shiptrack.config import Settings
 from shiptrack.notify.mail import build_message
@@ -50,6 +52,7 @@ ATTEMPTS = Counter("shiptrack_notifications_total", "Notification send attempts,
                    ["channel", "outcome"])
 HELD = Counter("shiptrack_notifications_held_total", "Notifications held by quiet hours")
 POLL_S = 2.0
+EXPIRE_EVERY_S = 3600.0
 BATCH = 500
 CLAIM = 20
 
@@ -106,6 +109,8 @@ class NotificationWorker:
         self.http = httpx.AsyncClient(timeout=settings.notify_timeout_seconds,
                                       follow_redirects=False)
         self.smtp = SmtpSender(settings)
+        self.bounced: set[str] = set()  # subscriptions ended in the current round
+        self.next_expiry = 0.0
 
     def poke(self) -> None:
         self.wake.set()
@@ -115,6 +120,9 @@ class NotificationWorker:
             while True:
                 self.wake.clear()
                 try:
+                    if time.monotonic() >= self.next_expiry:
+                        await self.expire_pending()
+                        self.next_expiry = time.monotonic() + EXPIRE_EVERY_S
                     busy = await self.fan_out() + await self.deliver_due()
                 except (psycopg.Error, PoolTimeout, OSError) as exc:
                     log.warning("notification worker: %s; retrying", exc)
@@ -133,6 +141,19 @@ class NotificationWorker:
 
     # fan-out ---------------------------------------------------------------------------
 
+    async def expire_pending(self) -> int:
+        """Customer sign-ups not confirmed within ``SHIPTRACK_NOTIFY_CONFIRM_DAYS`` end."""
+        cutoff = self.clock() - timedelta(days=self.settings.notify_confirm_days)
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE subscriptions SET state = 'ended', ended_at = %s, ended_reason ="
+                " 'not confirmed' WHERE state = 'pending' AND created_at < %s RETURNING id",
+                (self.clock(), cutoff))
+            ended = [str(r[0]) for r in await cur.fetchall()]
+            for sub_id in ended:
+                await drop_pending(conn, sub_id, "not confirmed")
+        return len(ended)
+
     async def fan_out(self) -> int:
         """New events to outbox rows (``api.notify_fanout``); how many were taken."""
         return await self.fanout()
@@ -149,6 +170,7 @@ class NotificationWorker:
         if not claimed:
             return 0
         claimed.sort(key=lambda c: c.id)
+        self.bounced.clear()
         pending = {c.id for c in claimed}
         try:
             for item in claimed:
@@ -166,6 +188,8 @@ class NotificationWorker:
                                " next_attempt_at = %s WHERE id = ANY(%s)", (self.clock(), ids))
 
     async def _one(self, item: Claimed) -> None:
+        if item.subscription_id in self.bounced:
+            return  # ended earlier in this round: drop_pending has dropped this row
         now = self.clock()
         if item.kind != "confirm":
             release = release_at(now, item.timezone, item.quiet_start, item.quiet_end)
@@ -234,6 +258,8 @@ class NotificationWorker:
                     "UPDATE subscriptions SET state = 'bounced', ended_at = %s,"
                     " ended_reason = %s WHERE id = %s AND state IN ('active', 'pending')",
                     (now, result.error, item.subscription_id))
+                await drop_pending(conn, item.subscription_id, "subscription bounced")
+                self.bounced.add(item.subscription_id)
                 log.info("notification %s refused for good (%s): subscription %s ended",
                          item.id, result.error, item.subscription_id)
                 return

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
     notify_give_up_hours: float = Field(
         default=72.0, gt=0, description="a recipient refusing temporarily this long: given up")
+    notify_confirm_days: float = Field(
+        default=7.0, gt=0, description="a customer's sign-up not confirmed this long ends")
     notify_signups_per_hour: int = Field(
         default=10, ge=1, description="customer-page sign-ups per client address per hour")
 

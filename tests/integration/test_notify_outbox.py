@@ -146,7 +146,8 @@ async def test_refusals_are_recorded_and_a_provider_down_only_delays(
         settings: Settings) -> None:
     db = settings.database_url or ""
     add_shipment(db)
-    add_subscription(db, "sub_gone", "gone@example.com")
+    add_subscription(db, "sub_gone", "gone@example.com",
+                     notify=("picked_up", "in_transit", "delivered"))
     add_subscription(db, "sub_busy", "busy@example.com")
     box = Inbox()
     box.refuse["gone@example.com"] = "550 5.1.1 no such user"
@@ -156,9 +157,10 @@ async def test_refusals_are_recorded_and_a_provider_down_only_delays(
     base = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
     async with worker(base, clock) as w:
         add_event(db, "shipment.milestone", {"kind": "picked_up"})
+        add_event(db, "shipment.milestone", {"kind": "in_transit"})  # gone@ only
         await round_(w)  # nothing listens: the provider is down
         for sub in ("sub_gone", "sub_busy"):
-            ((kind, attempts, sent, failed, _, error),) = outbox(db, sub)
+            ((kind, attempts, sent, failed, _, error), *_) = outbox(db, sub)
             assert (kind, attempts, sent, failed) == ("picked_up", 1, False, False)
             assert "Connect" in error or "refused" in error.lower(), error
             assert subscription(db, sub)[:2] == ("active", 0)  # not the recipient's fault
@@ -170,6 +172,8 @@ async def test_refusals_are_recorded_and_a_provider_down_only_delays(
             state, failures, error, reason = subscription(db, "sub_gone")
             assert (state, failures) == ("bounced", 1) and "550 5.1.1" in error
             assert reason == error and outbox(db, "sub_gone")[0][3] is True
+            # what was still queued for it is dropped with the reason
+            assert outbox(db, "sub_gone")[1][2:] == (False, True, None, "subscription bounced")
             assert subscription(db, "sub_busy")[:2] == ("active", 1)  # 451: once more
             for _ in range(2):
                 clock.advance(seconds=120)
@@ -181,7 +185,7 @@ async def test_refusals_are_recorded_and_a_provider_down_only_delays(
     assert [m["Subject"] for m in box.to("busy@example.com")] == [
         "Your shipment PO-77 is on its way", "Your shipment PO-77 has been delivered"]
     assert box.to("gone@example.com") == []
-    assert len(outbox(db, "sub_gone")) == 1  # a bounced subscription gets nothing new
+    assert len(outbox(db, "sub_gone")) == 2  # a bounced subscription gets nothing new
 
 
 async def test_smtp_login_from_the_url_and_a_refused_login_only_delays(
@@ -362,3 +366,17 @@ def test_the_outbox_key_refuses_a_second_row(db_url: str) -> None:
     query(db_url, insert + " RETURNING 1")
     with pytest.raises(psycopg.errors.UniqueViolation):
         query(db_url, insert + " RETURNING 1")
+
+
+async def test_unconfirmed_sign_ups_end(settings: Settings) -> None:
+    db = settings.database_url or ""
+    add_shipment(db)
+    add_subscription(db, "sub_old", "old@example.com")
+    add_subscription(db, "sub_new", "new@example.com")
+    query(db, "UPDATE subscriptions SET state = 'pending', source = 'customer',"
+              " created_at = %s - CASE id WHEN 'sub_old' THEN interval '8 days'"
+              " ELSE interval '6 days' END RETURNING 1", (LATE,))
+    async with worker(settings, Clock(LATE)) as w:
+        assert await w.expire_pending() == 1
+    assert subscription(db, "sub_old")[0::3] == ("ended", "not confirmed")
+    assert subscription(db, "sub_new")[0] == "pending"
