@@ -8,7 +8,6 @@ from shiptrack.notify.occurrences import (
     CUSTOMER_FACING,
     DEFAULT_NOTIFY,
     KINDS,
-    STATUSES,
     Occurrence,
     eta_news,
     occurrence,
@@ -23,7 +22,7 @@ from shiptrack.notify.subscription import (
 )
 
 __all__ = [
-    "CHANNELS", "CUSTOMER_FACING", "DEFAULT_NOTIFY", "KINDS", "LANGUAGES", "STATUSES",
+    "CHANNELS", "CUSTOMER_FACING", "DEFAULT_NOTIFY", "KINDS", "LANGUAGES",
     "Occurrence", "SubscriptionError", "SubscriptionSpec", "eta_news", "occurrence",
     "parse_subscription", "release_at",
 ]

@@ -20,16 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-STATUSES = ("created", "picked_up", "in_transit", "out_for_delivery", "delivered",
-            "attempt_failed", "available_for_pickup", "returned_to_sender", "cancelled")
+from shiptrack.shipments import EXCEPTION_CODES, STATUSES
+
 KINDS = (*STATUSES, "delayed", "exception", "eta_changed")
 DEFAULT_NOTIFY = ("picked_up", "out_for_delivery", "delivered", "delayed", "exception",
                   "attempt_failed", "available_for_pickup")
-EXCEPTION_CODES = ("delayed", "lost", "damaged", "address_issue", "refused", "customs_hold",
-                   "weather", "sensor_excursion", "offline", "route_deviation", "long_stop",
-                   "other")
 CUSTOMER_FACING = frozenset(("lost", "damaged", "address_issue", "refused", "customs_hold",
                              "weather", "other"))
+INTERNAL = frozenset(EXCEPTION_CODES) - CUSTOMER_FACING  # the dispatcher's; delayed: at_risk
 WATCHED_TYPES = ("shipment.milestone", "shipment.at_risk", "shipment.exception",
                  "shipment.eta_changed")
 

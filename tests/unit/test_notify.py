@@ -23,7 +23,7 @@ from shiptrack.notify import (
 )
 from shiptrack.notify.catalogs import catalog
 from shiptrack.notify.mail import build_message, parse_smtp_url
-from shiptrack.notify.occurrences import EXCEPTION_CODES
+from shiptrack.notify.occurrences import CUSTOMER_FACING, INTERNAL
 from shiptrack.notify.render import (
     PAGES,
     Formatter,
@@ -32,6 +32,7 @@ from shiptrack.notify.render import (
     render_page,
     render_sms,
 )
+from shiptrack.shipments import EXCEPTION_CODES
 
 TEMPLATES = Path(__file__).parents[2] / "shiptrack" / "notify" / "templates"
 LINKS = {"tracking_url": "https://t.example/t/TOKEN", "unsubscribe_url": "https://t.example/n/"
@@ -131,6 +132,9 @@ def test_quiet_hours() -> None:
 
 
 def test_occurrences() -> None:
+    assert set(EXCEPTION_CODES) == CUSTOMER_FACING | INTERNAL  # every SPEC code decided
+    assert {"delayed", "sensor_excursion", "offline", "route_deviation",
+                        "long_stop"} == INTERNAL
     assert occurrence("shipment.milestone", {"kind": "out_for_delivery"}).kind == (  # type: ignore[union-attr]
         "out_for_delivery")
     assert occurrence("shipment.milestone", {"kind": "hub"}) is None
