@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -186,6 +186,17 @@ def test_the_customer_page_sign_up_is_confirmed_first(mail: tuple[Inbox, Setting
         wait_for(lambda: len(box.to("kunde@example.com")) == 2, 20)
         assert box.subjects("kunde@example.com")[1] == (
             "Ihre Sendung ORD-2002 ist in der Zustellung")
+        # a scan reporting damage (issue 14's exception codes) is news; a failed attempt too
+        for kind in ("damaged", "attempt_failed"):
+            r = http.post("/api/v1/scans", json={
+                "scanner_id": "hub-1", "ts": iso(datetime.now(UTC)),
+                "shipment_ref": "ORD-2002", "kind": kind})
+            assert r.status_code in (200, 201), r.text
+        wait_for(lambda: len(box.to("kunde@example.com")) == 4, 20)
+        damaged, attempt = box.to("kunde@example.com")[2:]
+        assert damaged["Subject"] == "Es gibt ein Problem mit Ihrer Sendung ORD-2002"
+        assert "Die Sendung wurde als beschädigt gemeldet." in text_of(damaged)
+        assert attempt["Subject"] == "Wir konnten Ihre Sendung ORD-2002 nicht zustellen"
         r = public.post(f"/api/v1/track/{token}/subscriptions",
                         json={"address": "third@example.com"})
         assert r.status_code == 202  # the third sign-up from this address this hour
