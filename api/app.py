@@ -17,15 +17,18 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import (
     errors,
+    input_guard,
     log_redact,
     routes_carriers,
     routes_credentials,
     routes_devices,
     routes_events,
     routes_geofences,
+    routes_notify_pages,
     routes_owntracks,
     routes_scans,
     routes_shipments,
+    routes_subscriptions,
     routes_tokens,
     routes_track,
     routes_webhooks,
@@ -40,6 +43,7 @@ from api.carrier_poller import CarrierPoller
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
+from api.notify_worker import NotificationWorker
 from api.schemas import Health
 from api.shutdown import close_streams_on_signal
 from api.webhooks import WebhookWorker
@@ -77,9 +81,17 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
         hub: Hub = app.state.hub
         worker = WebhookWorker(pool, settings)
-        hub.on_event = worker.poke
+        notifier = NotificationWorker(pool, settings, tracking_key=app.state.tracking_key)
+        app.state.notifier = notifier
+
+        def on_event() -> None:
+            worker.poke()
+            notifier.poke()
+
+        hub.on_event = on_event
         tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
-                 asyncio.create_task(worker.run(), name="webhook-worker")]
+                 asyncio.create_task(worker.run(), name="webhook-worker"),
+                 asyncio.create_task(notifier.run(), name="notification-worker")]
         if carrier_accounts:
             poller = CarrierPoller(pool, settings, carrier_accounts, app)
             tasks.append(asyncio.create_task(poller.run(), name="carrier-poller"))
@@ -110,6 +122,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     log_redact.install()
     app.state.tracking_key = key_from(settings.tracking_key or admin_token)
     errors.install(app)
+    input_guard.install(app, settings.max_body_bytes)  # inside the security headers
     security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)
     app.include_router(routes_tokens.router)
@@ -121,6 +134,8 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
     app.include_router(routes_carriers.router)
+    app.include_router(routes_subscriptions.router)
+    app.include_router(routes_notify_pages.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     app.include_router(routes_credentials.router)
