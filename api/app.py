@@ -19,6 +19,7 @@ from api import (
     errors,
     routes_devices,
     routes_events,
+    routes_exceptions,
     routes_geofences,
     routes_owntracks,
     routes_scans,
@@ -101,6 +102,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_shipments.router)
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
+    app.include_router(routes_exceptions.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)
