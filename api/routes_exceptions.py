@@ -130,7 +130,7 @@ async def fetch_item(cur: AsyncCursor[Any], event_id: str) -> dict[str, Any] | N
              responses=error_responses(404, 409, 422))
 async def acknowledge(request: Request, who: Writer, event_id: EventId,
                       body: AcknowledgeBody | None = None) -> ExceptionItem:
-    body = body or AcknowledgeBody()
+    body = body or AcknowledgeBody(note=None, by=None)
     note = body.note.strip() if body.note and body.note.strip() else None
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
