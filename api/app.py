@@ -28,6 +28,7 @@ from api import (
     routes_track,
     routes_webhooks,
     security,
+    web,
     ws_fleet,
     ws_track,
 )
@@ -84,6 +85,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
 
     app = FastAPI(
         title="shiptrack", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs: served offline by api/web.py
         description="Real-time shipment telemetry: devices, geofences, shipments, events "
         "and live streams. Errors are `{\"error\": {\"code\", \"message\"}}`.",
     )
@@ -92,7 +94,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.admin_digest = digest(admin_token)
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
     errors.install(app)
-    security.install(app, settings.cors_origins)
+    security.install(app, settings.cors_origins, web.image_origins(settings))
     app.include_router(routes_devices.router)
     app.include_router(routes_tokens.router)
     app.include_router(routes_webhooks.router)
@@ -106,6 +108,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)
+    web.install(app, settings)  # before _pages: its mounts sit under /static
     _pages(app)
     return app
 
