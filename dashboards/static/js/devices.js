@@ -86,7 +86,7 @@ async function loadTrack(ctx, id) {
   ctx.track = { line, lastT: points.length ? Date.parse(points[points.length - 1].ts) : null };
   note.textContent = points.length > 1
     ? `Track: ${points.length} points since ${fmtDateTimeZ(points[0].ts, ctx.tz)}.` : 'No recent track.';
-  if (points.length > 1 && !ctx.follow) ctx.map.fitBounds(line.getBounds(), { padding: [40, 40], maxZoom: 15 });
+  if (points.length > 1 && !ctx.follow) ctx.map.fitBounds(line.getBounds(), { padding: [40, 40], maxZoom: 15, animate: false });
 }
 
 function row(ctx, dev) {
@@ -112,7 +112,11 @@ export function renderDeviceList(ctx, now) {
     r.seen.title = dev.received === null ? '' : `received ${fmtFullZ(dev.received, ctx.tz)}`;
     r.button.setAttribute('aria-pressed', String(dev.id === ctx.selectedId));
   }
-  setChildren($('device-list'), shown.map((d) => d.ui.row.li));
+  const order = shown.map((d) => d.id).join('\n');
+  if (order !== ctx.listOrder) { // re-attach rows only when the list itself changed
+    ctx.listOrder = order;
+    setChildren($('device-list'), shown.map((d) => d.ui.row.li));
+  }
   let note = '';
   if (!ctx.fleet.devices.size) note = ctx.booted ? 'No devices yet.' : 'Loading devices…';
   else if (!list.length) note = 'No device matches the filter.';

@@ -1,73 +1,55 @@
-// Devices on a canvas: one <canvas> over the map draws every marker (an arrow along the
-// heading when moving, a dot when stopped; colour by state) in one pass per animation
-// frame, each a copy of a sprite drawn once per colour, shape and 10° of heading, so 10,000 devices pan and zoom smoothly where 10,000 DOM or SVG markers would
-// not. Hit-testing uses a screen-space grid (state.js GridIndex). Labels: on hover, and
-// drawn beside each marker once zoomed in (when few enough are in view).
+// Devices on a canvas: one <canvas> in a map pane draws every marker (an arrow along the
+// heading when moving, a dot when stopped; colour by state), each a copy of a sprite drawn
+// once per colour, shape and 10° of heading. The canvas sits in Leaflet's map pane, so a
+// drag moves it with the map at the compositor's pace and it is redrawn only when the
+// move ends, the zoom changes or positions arrive (at most once per animation frame); it
+// covers the view plus a margin, so a drag shows markers that were already drawn.
+// Hit-testing uses a grid of the drawn points (state.js GridIndex). Labels: on hover, and
+// beside each marker once zoomed in (when few enough are in view).
 
 import { GridIndex, markerLook } from './state.js';
 
 const LABEL_ZOOM = 12;
 const MAX_LABELS = 400;
+const PAD = 0.25; // margin around the view, as a fraction of its size, on each side
 
 export class FleetLayer {
   constructor(L, map, fleet, { onClick = () => {}, staleMs, selected = () => null } = {}) {
     this.L = L;
     this.map = map;
     this.fleet = fleet;
-    this.onClick = onClick;
     this.staleMs = staleMs;
     this.selected = selected;
     this.grid = new GridIndex(24);
-    this.hover = null;
     this.frame = null;
     this.drawMs = [];
     this.sprites = new Map();
-    this.canvas = document.createElement('canvas');
-    this.canvas.className = 'fleet-canvas';
-    Object.assign(this.canvas.style, { position: 'absolute', left: 0, top: 0, zIndex: 450, pointerEvents: 'none' });
-    map.getContainer().appendChild(this.canvas);
-    this.tip = document.createElement('div');
-    this.tip.className = 'fleet-tip';
+    this.origin = L.point(0, 0); // layer point of the canvas's top left corner
+    map.createPane('fleetPane').style.zIndex = 450; // over fences (400), under tooltips
+    this.canvas = L.DomUtil.create('canvas', 'fleet-canvas leaflet-zoom-hide', map.getPane('fleetPane'));
+    this.canvas.style.pointerEvents = 'none';
+    this.tip = L.DomUtil.create('div', 'fleet-tip', map.getContainer());
     this.tip.hidden = true;
-    map.getContainer().appendChild(this.tip);
-    const redraw = () => this.schedule();
-    map.on('move zoom resize viewreset', redraw);
-    map.on('zoomstart', () => { this.canvas.style.visibility = 'hidden'; });
-    map.on('zoomend', () => { this.canvas.style.visibility = 'visible'; this.schedule(); });
-    map.on('mousemove', (ev) => this.onMove(ev));
+    map.on('moveend zoomend resize viewreset', () => this.schedule());
+    map.on('mousemove', (ev) => this.setHover(this.pick(ev.containerPoint), ev.containerPoint));
     map.on('mouseout', () => this.setHover(null));
     map.on('click', (ev) => {
       const dev = this.pick(ev.containerPoint);
       if (dev) onClick(dev);
     });
-    this.resize();
-  }
-
-  resize() {
-    const size = this.map.getSize();
-    const ratio = window.devicePixelRatio || 1;
-    this.canvas.width = Math.round(size.x * ratio);
-    this.canvas.height = Math.round(size.y * ratio);
-    this.canvas.style.width = `${size.x}px`;
-    this.canvas.style.height = `${size.y}px`;
-    if (this.ratio !== ratio && this.sprites) this.sprites.clear();
-    this.ratio = ratio;
   }
 
   schedule() {
     if (this.frame === null) this.frame = requestAnimationFrame(() => { this.frame = null; this.draw(); });
   }
 
+  /** The device drawn nearest a container point (within 10 px), or null. */
   pick(point) {
-    return this.grid.nearest(point.x, point.y, 10);
-  }
-
-  onMove(ev) {
-    this.setHover(this.pick(ev.containerPoint), ev.containerPoint);
+    const p = this.map.containerPointToLayerPoint(point);
+    return this.grid.nearest(p.x - this.origin.x, p.y - this.origin.y, 10);
   }
 
   setHover(dev, point) {
-    this.hover = dev;
     this.map.getContainer().style.cursor = dev ? 'pointer' : '';
     if (!dev) { this.tip.hidden = true; return; }
     const speed = typeof dev.pos.speed === 'number' ? ` · ${Math.round(dev.pos.speed * 3.6)} km/h` : '';
@@ -76,26 +58,44 @@ export class FleetLayer {
     this.tip.hidden = false;
   }
 
+  /** Size and place the canvas over the view plus its margin; returns its size. */
+  place() {
+    const size = this.map.getSize();
+    const w = Math.round(size.x * (1 + 2 * PAD));
+    const h = Math.round(size.y * (1 + 2 * PAD));
+    const ratio = window.devicePixelRatio || 1;
+    if (ratio !== this.ratio) { this.sprites.clear(); this.ratio = ratio; }
+    if (this.canvas.width !== Math.round(w * ratio) || this.canvas.height !== Math.round(h * ratio)) {
+      this.canvas.width = Math.round(w * ratio);
+      this.canvas.height = Math.round(h * ratio);
+      this.canvas.style.width = `${w}px`;
+      this.canvas.style.height = `${h}px`;
+    }
+    this.origin = this.map.containerPointToLayerPoint([-size.x * PAD, -size.y * PAD]).round();
+    this.L.DomUtil.setPosition(this.canvas, this.origin);
+    return { w, h };
+  }
+
   draw() {
     const started = performance.now();
-    const size = this.map.getSize();
-    if (Math.round(size.x * this.ratio) !== this.canvas.width
-        || Math.round(size.y * this.ratio) !== this.canvas.height) this.resize();
+    const { w, h } = this.place();
     const ctx = this.canvas.getContext('2d');
     ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
-    ctx.clearRect(0, 0, size.x, size.y);
+    ctx.clearRect(0, 0, w, h);
     this.grid.clear();
     const now = Date.now();
     const selectedId = this.selected();
     const zoom = this.map.getZoom();
-    // container point = projected point at this zoom - pixel origin - layer point of the
-    // container's corner; the projection (the costly part) is cached per device and zoom
-    const origin = this.map.getPixelOrigin();
-    const corner = this.map.containerPointToLayerPoint([0, 0]);
-    const dx = -origin.x - corner.x;
-    const dy = -origin.y - corner.y;
-    const inView = [];
-    const looks = [];
+    // canvas point = projected point at this zoom - pixel origin - the canvas's corner;
+    // the projection (the costly part) is cached per device and zoom
+    const pixelOrigin = this.map.getPixelOrigin();
+    const dx = -pixelOrigin.x - this.origin.x;
+    const dy = -pixelOrigin.y - this.origin.y;
+    const view = this.map.getSize();
+    const vx = view.x * PAD;
+    const vy = view.y * PAD;
+    const drawn = [];
+    let inView = 0;
     let selected = null;
     for (const dev of this.fleet.devices.values()) {
       const { lat, lon } = dev.pos;
@@ -107,22 +107,22 @@ export class FleetLayer {
         dev.ui.proj = proj;
       }
       const p = { x: proj.x + dx, y: proj.y + dy };
-      if (p.x < -20 || p.y < -20 || p.x > size.x + 20 || p.y > size.y + 20) continue;
+      if (p.x < -10 || p.y < -10 || p.x > w + 10 || p.y > h + 10) continue;
+      if (p.x >= vx && p.y >= vy && p.x <= vx + view.x && p.y <= vy + view.y) inView += 1;
       const look = markerLook(dev, now, selectedId, this.staleMs);
       this.grid.add(p.x, p.y, dev);
       if (look.state === 'selected') { selected = { dev, p, look }; continue; }
-      inView.push({ dev, p });
-      looks.push(look);
+      this.stamp(ctx, p, look);
+      drawn.push({ dev, p });
     }
-    for (let i = 0; i < looks.length; i += 1) this.stamp(ctx, inView[i].p, looks[i]);
-    if (selected) { this.stamp(ctx, selected.p, selected.look); inView.push(selected); }
-    if (zoom >= LABEL_ZOOM && inView.length <= MAX_LABELS) this.labels(ctx, inView);
-    this.inView = inView.length;
+    if (selected) { this.stamp(ctx, selected.p, selected.look); drawn.push(selected); }
+    if (zoom >= LABEL_ZOOM && drawn.length <= MAX_LABELS) this.labels(ctx, drawn);
+    this.inView = inView;
     this.drawMs.push(performance.now() - started);
     if (this.drawMs.length > 120) this.drawMs.shift();
   }
 
-  /** Draw one marker from its sprite (drawn once per colour, shape and 10° of heading). */
+  /** Draw one marker from its sprite. */
   stamp(ctx, p, look) {
     const bucket = look.shape === 'arrow' ? Math.round(look.heading / 10) % 36 : 0;
     const key = `${look.color}|${look.shape}|${bucket}|${look.radius}`;
@@ -171,7 +171,7 @@ export class FleetLayer {
     }
   }
 
-  /** Median time of the last draws, in ms (shown in the browser test's figures). */
+  /** Median time of the last draws, in ms (the browser test reports it). */
   medianDrawMs() {
     const sorted = [...this.drawMs].sort((a, b) => a - b);
     return sorted.length ? sorted[Math.floor(sorted.length / 2)] : null;
