@@ -75,6 +75,8 @@ function render() {
     states[i] === 'done' ? el('span', { class: 'visually-hidden', text: ' (done)' }) : null)));
   renderEta(s);
   renderTimeline(s);
+  // nothing more to tell once it is over
+  if (['delivered', 'cancelled', 'returned_to_sender'].includes(s.status)) $('subscribe').hidden = true;
   renderMapNote();
   renderUpdated();
 }
