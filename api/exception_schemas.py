@@ -20,12 +20,20 @@ class Acknowledgement(BaseModel):
     note: str | None = None
 
 
+class Detection(BaseModel):
+    type: str = Field(description="the detector's own event beside it (sensor.excursion ...)")
+    data: dict[str, Any]
+
+
 class ExceptionItem(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{
-        "id": "evt_01JDX4M2QZ8T5R3W9K6N1B7C0A", "type": "sensor.excursion",
+        "id": "evt_01JDX4M2QZ8T5R3W9K6N1B7C0A", "type": "shipment.exception",
         "code": "sensor_excursion", "state": "acknowledged", "ts": "2026-11-26T10:00:00Z",
         "device_id": "reefer-3", "shipment_id": "shp_01JDX2W5X1", "reference": "ORD-1042",
-        "data": {"sensor": "temperature_c", "value": 9.2, "min": 2, "max": 8},
+        "data": {"kind": "sensor.excursion:temperature_c", "code": "sensor_excursion",
+                 "reason": "temperature_c 9.2 outside 2..8", "source": "device"},
+        "detection": {"type": "sensor.excursion",
+                      "data": {"sensor": "temperature_c", "value": 9.2, "min": 2, "max": 8}},
         "resolved": None,
         "acknowledged": {"at": "2026-11-26T10:03:00Z", "by": "Ana", "note": "driver called"},
     }]}}
@@ -41,6 +49,8 @@ class ExceptionItem(BaseModel):
     data: dict[str, Any]
     resolved: Resolution | None = None
     acknowledged: Acknowledgement | None = None
+    detection: Detection | None = Field(
+        None, description="for a detector's exception: its own event (sensor, value, ...)")
 
 
 class ExceptionList(BaseModel):

@@ -1,10 +1,12 @@
 """The exceptions queue (SPEC): ``GET /api/v1/exceptions?state=open|acknowledged|resolved``
 and ``POST /api/v1/exceptions/{id}/acknowledge``.
 
-An exception is an event of a type ``shiptrack.exceptions.KINDS`` names; its state comes
-from that table (the first later event resolving it) and from ``exception_acks``. One
-queue for every dispatcher: an acknowledgement is stored (who, when, note), recorded as
-an ``exception.acknowledged`` event and published live, so every open dashboard sees it.
+An exception is an event ``shiptrack.exceptions.KINDS`` selects (every shipment's
+``shipment.exception``, its at-risk flag, a device's own detections when it carries no
+shipment); its state comes from that table (the first later event resolving it) and
+from ``exception_acks``. One queue for every dispatcher: an acknowledgement is stored
+(who, when, note), recorded as an ``exception.acknowledged`` event and published live,
+so every open dashboard sees it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from api.errors import ApiError, error_responses
 from api.exception_schemas import (
     AcknowledgeBody,
     Acknowledgement,
+    Detection,
     ExceptionItem,
     ExceptionList,
     Resolution,
@@ -34,15 +37,26 @@ router = APIRouter(prefix="/api/v1", tags=["exceptions"])
 EventId = Annotated[str, Path(pattern=r"^evt_[0-9A-Z]{26}$",
                               examples=["evt_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
+# A detector's exception also has the detector's own event (same shipment and time, the
+# type its kind names): its data (sensor, value, distance, ...) is the detail shown.
+DETECTION_SQL = """
+SELECT d.type, d.data FROM events d
+WHERE e.type = 'shipment.exception' AND e.data ->> 'source' = 'device'
+  AND d.shipment_id = e.shipment_id AND d.ts = e.ts
+  AND d.type = split_part(e.data ->> 'kind', ':', 1)
+LIMIT 1
+"""
 SELECT = f"""
 SELECT e.seq, e.id, e.type, e.ts, e.device_id, e.shipment_id, e.data, s.reference,
        res.id AS resolved_id, res.type AS resolved_type, res.ts AS resolved_ts,
-       a.acknowledged_at, a.acknowledged_by, a.note
+       a.acknowledged_at, a.acknowledged_by, a.note,
+       det.type AS detection_type, det.data AS detection_data
 FROM events e
 LEFT JOIN LATERAL ({exc.resolution_sql()}) res ON true
+LEFT JOIN LATERAL ({DETECTION_SQL}) det ON true
 LEFT JOIN exception_acks a ON a.event_id = e.id
 LEFT JOIN shipments s ON s.id = e.shipment_id
-WHERE e.type = ANY(%(types)s)
+WHERE {exc.start_sql()}
 """
 STATE_SQL = {
     "open": "(res.id IS NULL AND a.event_id IS NULL)",
@@ -70,6 +84,8 @@ def item_from_row(row: dict[str, Any]) -> ExceptionItem:
                             ts=row["resolved_ts"]) if resolved else None,
         acknowledged=Acknowledgement(at=row["acknowledged_at"], by=row["acknowledged_by"],
                                      note=row["note"]) if acked else None,
+        detection=Detection(type=row["detection_type"], data=row["detection_data"])
+        if row["detection_type"] else None,
     )
 
 
@@ -87,7 +103,7 @@ async def list_exceptions(
 ) -> ExceptionList:
     states = parse_states(state)
     sql = SELECT
-    params: dict[str, Any] = {"types": sorted(exc.KINDS), "limit": limit + 1}
+    params: dict[str, Any] = {"limit": limit + 1}
     if states:
         sql += " AND (" + " OR ".join(STATE_SQL[s] for s in states) + ")"
     if cursor:
@@ -119,8 +135,7 @@ async def principal_name(cur: AsyncCursor[Any], who: Principal) -> str:
 
 
 async def fetch_item(cur: AsyncCursor[Any], event_id: str) -> dict[str, Any] | None:
-    await cur.execute(SELECT + " AND e.id = %(id)s",
-                      {"types": sorted(exc.KINDS), "id": event_id})
+    await cur.execute(SELECT + " AND e.id = %(id)s", {"id": event_id})
     row: dict[str, Any] | None = await cur.fetchone()
     return row
 

@@ -48,3 +48,9 @@ test('live and REST shapes normalize alike; the queue follows the server pairing
   assert.ok(touchesQueue('exception.acknowledged', pairing));
   assert.ok(!touchesQueue('geofence.enter', pairing));
 });
+
+test('a shipment exception reads by its code; a detector reason is not shown raw', () => {
+  assert.equal(eventTitle({ type: 'shipment.exception', data: { code: 'customs_hold' } }), 'Held at customs');
+  assert.equal(eventDetail({ type: 'shipment.exception', data: { code: 'sensor_excursion', source: 'device', reason: 'temperature_c 9.18 outside 2..8' } }), '');
+  assert.equal(eventDetail({ type: 'shipment.exception', data: { code: 'damaged', source: 'api', reason: 'pallet crushed' } }), 'pallet crushed');
+});

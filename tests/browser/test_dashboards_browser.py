@@ -256,11 +256,18 @@ def test_shipment_page_shows_eta_and_timeline_and_updates_live(
 
 def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: Any) -> None:
     db = stack.settings.database_url or ""
-    e = make_event("sensor.excursion", datetime.now(UTC), device_id="reefer-1",
-                   data={"sensor": "temperature_c", "value": 9.18, "min": 2, "max": 8,
-                         "since": datetime.now(UTC).isoformat()})
-    query(db, "INSERT INTO events (id, ts, type, device_id, data) VALUES (%s, %s, %s, %s, %s)"
-          " RETURNING id", (e.id, e.ts, e.type, e.device_id, json.dumps(e.data)))
+    now = datetime.now(UTC)
+    # a detector's exception as ingest stores it: its own event, and the shipment's
+    detection = make_event("sensor.excursion", now, device_id="reefer-1", shipment_id="s-1",
+                           data={"sensor": "temperature_c", "value": 9.18, "min": 2, "max": 8,
+                                 "since": now.isoformat()})
+    e = make_event("shipment.exception", now, device_id="reefer-1", shipment_id="s-1",
+                   data={"kind": "sensor.excursion:temperature_c", "code": "sensor_excursion",
+                         "reason": "temperature_c 9.18 outside 2..8", "source": "device"})
+    for x in (detection, e):
+        query(db, "INSERT INTO events (id, ts, type, device_id, shipment_id, data)"
+              " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+              (x.id, x.ts, x.type, x.device_id, x.shipment_id, json.dumps(x.data)))
     one, two = offline_page(browser), offline_page(browser)
     for page in (one, two):
         page.goto(f"{stack.base}/#token={TOKEN}")
@@ -270,6 +277,7 @@ def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: An
     text = one.inner_text(item)
     assert "Temperature out of range" in text and "9.2 °C, allowed 2\u20138 °C" in text
     assert not re.search(r"\d{4}-\d\d-\d\dT", text)  # no ISO timestamps
+    assert "outside 2..8" not in text  # no machine text
     two.select_option("#queue-state", "acknowledged")
     one.fill("#dispatcher-name", "Ana")
     one.dispatch_event("#dispatcher-name", "change")

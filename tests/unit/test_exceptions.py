@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from shiptrack import exceptions as exc
+from shiptrack.shipments import EXCEPTION_CODES
 
 
 def event(type_: str, device: str | None = "d1", shipment: str | None = "s1",
@@ -14,46 +15,57 @@ def event(type_: str, device: str | None = "d1", shipment: str | None = "s1",
     return {"type": type_, "device_id": device, "shipment_id": shipment, "data": data}
 
 
+HOT = event("shipment.exception", kind="sensor.excursion:temperature_c",
+            code="sensor_excursion", source="device")
+OFF = event("shipment.exception", kind="device.offline", code="offline", source="device")
+
+
 @pytest.mark.parametrize(("start", "later", "expected"), [
-    (event("device.offline"), event("device.online"), True),
-    (event("device.offline"), event("device.online", shipment="s2"), False),
-    (event("device.offline"), event("device.online", device="d2"), False),
-    (event("device.offline", shipment=None), event("device.online", shipment=None), True),
-    (event("device.offline"), event("shipment.milestone", device=None, kind="delivered"), True),
-    (event("device.offline"), event("shipment.milestone", kind="in_transit"), False),
-    (event("sensor.excursion", sensor="temperature_c"),
-     event("sensor.excursion_resolved", sensor="temperature_c"), True),
-    (event("sensor.excursion", sensor="temperature_c"),
-     event("sensor.excursion_resolved", sensor="shock_g"), False),
-    (event("sensor.excursion", sensor="t"),
-     event("shipment.milestone", kind="delivered"), False),  # a record for the receiver
-    (event("route.deviation"), event("route.deviation_resolved"), True),
-    (event("device.long_stop"), event("device.long_stop_resolved"), True),
-    (event("shipment.exception"), event("shipment.exception_cleared", device=None), True),
+    (HOT, event("shipment.exception_cleared",
+                cleared=[{"kind": "sensor.excursion:temperature_c"}]), True),
+    (HOT, event("shipment.exception_cleared", cleared=[{"kind": "sensor.excursion:shock_g"}]),
+     False),
+    (HOT, event("shipment.exception_cleared", shipment="s2",
+                cleared=[{"kind": "sensor.excursion:temperature_c"}]), False),
+    (HOT, event("shipment.milestone", kind="delivered"), False),  # a record for the receiver
+    (OFF, event("shipment.milestone", kind="delivered"), True),  # delivery ends the watch
+    (OFF, event("shipment.milestone", kind="cancelled"), True),
+    (OFF, event("shipment.milestone", kind="in_transit"), False),
+    (event("shipment.exception", kind="manual", code="damaged"),
+     event("shipment.exception_cleared", device=None,
+           cleared=[{"kind": "manual"}, {"kind": "device.offline"}]), True),
     (event("shipment.at_risk"), event("shipment.at_risk_cleared"), True),
-    (event("device.offline"), event("route.deviation_resolved"), False),
-    (event("device.online"), event("device.offline"), False),  # not an exception at all
+    (event("shipment.at_risk"), event("shipment.milestone", kind="delivered"), True),
+    (event("device.offline", shipment=None), event("device.online", shipment=None), True),
+    (event("device.offline", shipment=None), event("device.online", device="d2",
+                                                   shipment=None), False),
+    (event("device.long_stop", shipment=None),
+     event("device.long_stop_resolved", shipment=None), True),
+    # a detector's own event of a shipment is beside its shipment.exception: not listed
+    (event("device.offline"), event("device.online"), False),
+    (event("device.online"), event("device.offline"), False),
 ])
 def test_resolves(start: dict[str, Any], later: dict[str, Any], expected: bool) -> None:
     assert exc.resolves(start, later) is expected
 
 
-def test_resolving_types_are_not_exceptions() -> None:
+def test_what_counts_as_an_exception() -> None:
+    assert exc.is_exception(HOT)
+    assert exc.is_exception(event("device.offline", shipment=None))
+    assert not exc.is_exception(event("device.offline"))  # its shipment.exception counts
+    assert not exc.is_exception(event("sensor.excursion"))
     for type_ in exc.resolver_types():
-        assert not exc.is_exception(type_), type_
-    assert exc.is_exception("sensor.excursion")
-    assert not exc.is_exception("sensor.excursion_resolved")
+        assert not exc.is_exception(event(type_, shipment=None)), type_
 
 
 def test_codes_and_states() -> None:
-    assert exc.exception_code(event("device.long_stop")) == "long_stop"
+    assert exc.exception_code(HOT) == "sensor_excursion"
+    assert exc.exception_code(event("device.long_stop", shipment=None)) == "long_stop"
     assert exc.exception_code(event("shipment.at_risk")) == "delayed"
     assert exc.exception_code(event("shipment.exception")) == "other"
-    assert exc.exception_code(event("shipment.exception", exception_code="damaged")) \
-        == "damaged"
-    assert exc.exception_code(event("shipment.exception", exception_code="bogus")) == "other"
-    assert {k.code for k in exc.KINDS.values()} <= set(exc.EXCEPTION_CODES)
-    assert set(exc.EXCEPTION_CODES) >= exc.CUSTOMER_CODES
+    assert exc.exception_code(event("shipment.exception", code="bogus")) == "other"
+    assert {k.code for k in exc.KINDS.values()} <= set(EXCEPTION_CODES)
+    assert set(EXCEPTION_CODES) >= exc.CUSTOMER_CODES
     assert "long_stop" not in exc.CUSTOMER_CODES and "offline" not in exc.CUSTOMER_CODES
     assert exc.state_of(True, True) == "resolved"
     assert exc.state_of(False, True) == "acknowledged"
@@ -62,6 +74,7 @@ def test_codes_and_states() -> None:
 
 def test_public_pairing_matches_the_table() -> None:
     pairing = exc.public_pairing()
-    assert pairing["kinds"]["device.offline"] == {
-        "code": "offline", "resolved_by": ["device.online", "shipment.milestone"]}
+    assert pairing["kinds"]["shipment.exception"]["resolved_by"] == [
+        "shipment.exception_cleared", "shipment.milestone"]
     assert set(pairing["kinds"]) == set(exc.KINDS)
+    assert "shipment_id IS NULL" in exc.start_sql()

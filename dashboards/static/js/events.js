@@ -59,6 +59,15 @@ export function distance(m) {
   return m < 1000 ? `${Math.round(m)} m` : `${round(m / 1000)} km`;
 }
 
+// A shipment's exception by its SPEC code (detectors', scans', carriers' and manual ones).
+export const CODE_TITLES = {
+  delayed: 'May arrive late', lost: 'Shipment lost', damaged: 'Shipment damaged',
+  address_issue: 'Problem with the address', refused: 'Delivery refused',
+  customs_hold: 'Held at customs', weather: 'Weather delay',
+  sensor_excursion: 'Sensor out of range', offline: 'Tracker offline',
+  route_deviation: 'Off the planned route', long_stop: 'Long stop', other: 'Exception raised',
+};
+
 const place = (d) => (d.name ? `“${d.name}”` : 'a geofence');
 
 /** Title of an event: what happened, in a few words. */
@@ -72,8 +81,7 @@ export function eventTitle(ev) {
     case 'shipment.eta_changed': return 'New arrival estimate';
     case 'shipment.at_risk': return 'May arrive late';
     case 'shipment.at_risk_cleared': return 'Back on time';
-    case 'shipment.exception': return d.exception_code && d.exception_code !== 'other'
-      ? `Exception: ${humanize(d.exception_code).toLowerCase()}` : 'Exception raised';
+    case 'shipment.exception': return CODE_TITLES[d.code || d.exception_code] || 'Exception raised';
     case 'shipment.exception_cleared': return 'Exception cleared';
     case 'device.offline': return 'Tracker offline';
     case 'device.online': return 'Tracker back online';
@@ -101,7 +109,9 @@ export function eventDetail(ev, tz) {
     case 'shipment.eta_changed': return d.eta ? `now ${at(d.eta)}${d.previous_eta ? `, was ${at(d.previous_eta)}` : ''}` : '';
     case 'shipment.at_risk': return [d.eta ? `expected ${at(d.eta)}` : '', d.promised_by ? `promised ${at(d.promised_by)}` : ''].filter(Boolean).join(', ');
     case 'shipment.at_risk_cleared': return d.eta ? `expected ${at(d.eta)}` : '';
-    case 'shipment.exception': return d.reason ? String(d.reason) : '';
+    // a person's or a carrier's words; a detector's reason is machine text (its own event,
+    // shown instead where the queue has it, says it in words)
+    case 'shipment.exception': return d.reason && d.source !== 'device' ? String(d.reason) : '';
     case 'shipment.exception_cleared': return Array.isArray(d.cleared) && d.cleared.length
       ? `${d.cleared.length} cleared by hand` : '';
     case 'device.offline': return d.last_seen ? `last position ${at(d.last_seen)}` : '';

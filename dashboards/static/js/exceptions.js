@@ -81,7 +81,9 @@ function ackForm(ctx, item) {
 
 function renderQueue(ctx) {
   const items = ctx.queue.items.map((item) => {
-    const detail = eventDetail(item, ctx.tz);
+    // a detector's exception: its own event (sensor, value, distance ...) says it best
+    const shown = item.detection ? { type: item.detection.type, data: item.detection.data } : item;
+    const detail = eventDetail(shown, ctx.tz);
     const status = stateLine(ctx, item);
     const actions = el('div', { class: 'ev-actions' });
     if (item.device_id && ctx.fleet.devices.has(item.device_id)) {
@@ -93,7 +95,7 @@ function renderQueue(ctx) {
     return el('li', { class: `exc exc-${item.state || 'log'}`, 'data-id': item.id },
       el('div', { class: 'ev-body' },
         el('div', { class: 'ev-head' },
-          el('span', { class: `ev-type${item.state ? ' ev-exc' : ''}`, text: eventTitle(item) }),
+          el('span', { class: `ev-type${item.state ? ' ev-exc' : ''}`, text: eventTitle(shown) }),
           el('time', { datetime: item.ts, title: fmtFullZ(item.ts, ctx.tz), text: fmtDateTimeZ(item.ts, ctx.tz) })),
         who(ctx, item) ? el('div', { class: 'ev-who', text: who(ctx, item) }) : null,
         detail ? el('div', { class: 'ev-sum', text: detail }) : null,
