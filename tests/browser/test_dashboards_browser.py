@@ -244,6 +244,13 @@ def test_shipment_page_shows_eta_and_timeline_and_updates_live(
     page.wait_for_function(
         "() => /Out for delivery/.test(document.getElementById('timeline').textContent)")
     page.screenshot(path=str(ARTIFACTS / "customer-phone.png"), full_page=False)
+    # the subscribe form signs up for updates (a confirmation mail first)
+    page.fill("#subscribe-email", "anna@example.com")
+    page.click("#subscribe-form button[type=submit]")
+    page.wait_for_selector("#subscribe-result:has-text('confirmation link')")
+    [(state,)] = query(stack.settings.database_url or "",
+                       "SELECT state FROM subscriptions WHERE address = 'anna@example.com'")
+    assert state == "pending"
     assert stack.http.patch(f"/api/v1/shipments/{ship['id']}",
                             json={"status": "delivered"}).status_code == 200
     page.wait_for_function("() => document.getElementById('eta-title').textContent === 'Delivered'")

@@ -213,7 +213,7 @@ function setupSubscribe() {
   $('subscribe-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const out = $('subscribe-result');
-    const body = { channel: 'email', address: $('subscribe-email').value.trim(), language: (navigator.language || 'en').slice(0, 2), timezone: page.tz };
+    const body = { address: $('subscribe-email').value.trim(), language: (navigator.language || 'en').slice(0, 2), timezone: page.tz };
     try {
       await sendJson('POST', `/api/v1/track/${encodeURIComponent(page.token)}/subscriptions`, body);
       out.textContent = `Almost done: we sent a confirmation link to ${body.address}.`;
