@@ -307,3 +307,51 @@ def test_docs_render_offline(stack: Stack, browser: Any) -> None:
     page.wait_for_selector(".swagger-ui .info .title:has-text('shiptrack')")
     page.wait_for_selector(".opblock-summary-path:has-text('/api/v1/exceptions')")
     page.screenshot(path=str(ARTIFACTS / "docs-offline.png"))
+
+
+def test_creating_a_geofence_and_a_shipment_from_the_dashboard(
+        stack: Stack, browser: Any) -> None:
+    page = offline_page(browser, viewport={"width": 1400, "height": 900})
+    page.goto(f"{stack.base}/#token={TOKEN}")
+    page.wait_for_function("() => window.shiptrack && window.shiptrack.booted")
+    # a geofence pasted as GeoJSON; a bad one is refused with the server's reason
+    page.click("#tab-geofences")
+    page.click("#btn-new-geofence")
+    page.fill("#geofence-name", "Depot Nord")
+    page.fill("#geofence-json", '{"type": "Point", "coordinates": [13.4]}')
+    page.click("#geofence-form button[type=submit]")
+    page.wait_for_selector("#geofence-error:not([hidden])")
+    page.fill("#geofence-json", json.dumps({"type": "Feature", "geometry": {
+        "type": "Point", "coordinates": [13.4, 52.6]}, "properties": {"radius_m": 300}}))
+    page.click("#geofence-form button[type=submit]")
+    page.wait_for_selector("#geofence-list :text('Depot Nord')")
+    # a polygon drawn by clicking three corners on the map
+    page.click("#btn-new-geofence")
+    page.fill("#geofence-name", "Yard")
+    page.click("#btn-draw-polygon")
+    box = page.locator("#map").bounding_box()
+    for dx, dy in ((200, 200), (300, 200), (300, 300)):
+        page.mouse.click(box["x"] + dx, box["y"] + dy)
+    page.click("#btn-draw-finish")
+    page.wait_for_selector("#geofence-list :text('Yard')")
+    fences = stack.http.get("/api/v1/geofences").json()["items"]
+    assert {f["properties"]["name"] for f in fences} >= {"Depot Nord", "Yard"}
+    # a shipment from the form opens its view, with the customer page's link
+    page.click("#tab-shipments")
+    page.click("#btn-new-shipment")
+    for field, value in (("new-reference", "UI-1"), ("new-device", "van-ui"),
+                         ("new-origin-lat", "52.5"), ("new-origin-lon", "13.3"),
+                         ("new-destination-lat", "52.6"), ("new-destination-lon", "13.4")):
+        page.fill(f"#{field}", value)
+    page.click("#shipment-form button[type=submit]")
+    page.wait_for_selector("#shipment-view:not([hidden]) #shipment-title:has-text('UI-1')")
+    assert "/t/" in (page.get_attribute("#shipment-link", "href") or "")
+    # a manual status from the view
+    page.select_option("#set-status", "picked_up")
+    page.click("#status-form button[type=submit]")
+    page.wait_for_selector("#shipment-milestones :text('Picked up')")
+    [ship] = [s for s in stack.http.get("/api/v1/shipments").json()["items"]
+              if s["reference"] == "UI-1"]
+    assert ship["status"] == "picked_up"
+    page.screenshot(path=str(ARTIFACTS / "dispatch-shipment.png"))
+    assert page.errors == []  # type: ignore[attr-defined]
