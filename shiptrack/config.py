@@ -124,6 +124,11 @@ class Settings(BaseSettings):
         default="", description="broker URL shown to devices on the dashboard; default: "
         "SHIPTRACK_MQTT_URL without its credentials")
 
+    # Hostile input (issue 10): see docs/RELIABILITY.md.
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="HTTP bodies over this get 413, unread"
+    )
+
     # Notifications (issue 15): consignee subscriptions, outbox, channels (docs/DESIGN.md).
     smtp_url: str | None = Field(
         default=None,
