@@ -122,8 +122,8 @@ def fit(rows: list[list[float]], ys: list[float]) -> list[Any]:
     x, y = np.asarray(rows, dtype=np.float64), np.asarray(ys, dtype=np.float64)
     models = []
     for q in QUANTILES:
-        data = lightgbm.Dataset(x, y, feature_name=list(FEATURES), free_raw_data=True,
-                                params={"verbose": -1})
+        data = lightgbm.Dataset(x, y, feature_name=list(FEATURES),
+                                free_raw_data=True, params={"verbose": -1})
         models.append(lightgbm.train({**PARAMS, "alpha": q}, data, num_boost_round=ROUNDS))
     return models
 

@@ -18,8 +18,9 @@ FEATURES = (
     "log_predicted_s", "log_remaining_m", "log_direct_m", "log_elapsed_s", "log_travelled_m",
     "share_done", "log_trip_kmh", "log_recent_kmh", "log_still_s", "local_hour",
     "local_weekday", "log_fleet_ratio", "log_own_ratio", "kind", "log_step_kmh",
-    "log_closing_kmh", "log_closing_ratio",
+    "log_closing_kmh", "log_closing_ratio", "log_trip_closing_ratio", "directness",
     "lane_fine_n", "lane_fine_log_s", "lane_coarse_n", "lane_coarse_log_s",
+    "approach_n", "approach_log_s", "log_here_kmh", "log_destination_kmh",
 )
 KINDS = {"moving": 0.0, "moving-break": 1.0, "moving-rest": 2.0, "stopped": 3.0,
          "stopped-break": 4.0, "stopped-rest": 5.0}
@@ -42,7 +43,7 @@ def share_of(elapsed_s: float, predicted_s: float) -> float:
 def features(*, t: float, lon: float, predicted_s: float, remaining_m: float,
              direct_m: float, elapsed_s: float, travelled_m: float, recent_kmh: float | None,
              still_s: float, fleet_kmh: float, kind: str, step_ms: float | None,
-             closing_ms: float | None, lanes: list[float]) -> list[float]:
+             closing_ms: float | None, closed_m: float, lanes: list[float]) -> list[float]:
     """One row of ``FEATURES`` (NaN where a value is unknown)."""
     pred = max(predicted_s, 1.0)
     trip_ms = travelled_m / elapsed_s if elapsed_s >= MIN_TRIP_S \
@@ -64,5 +65,8 @@ def features(*, t: float, lon: float, predicted_s: float, remaining_m: float,
         if closing_ms is not None else math.nan,
         math.log(max(direct_m / closing_ms, 1.0) / pred)
         if closing_ms is not None and closing_ms > MIN_CLOSING_MS else math.nan,
+        math.log(max(direct_m * elapsed_s / closed_m, 1.0) / pred)
+        if elapsed_s >= MIN_TRIP_S and closed_m > MIN_TRIP_M else math.nan,
+        closed_m / travelled_m if travelled_m >= MIN_TRIP_M else math.nan,
         *lanes,
     ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from shiptrack.eta.calibration import Calibration
 from shiptrack.eta.correction import Correction, Learner, target
-from shiptrack.eta.lanes import Lanes
+from shiptrack.eta.lanes import FineSpeeds, Lanes
 from shiptrack.eta.profile import SpeedProfile, cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, RestModel
 from shiptrack.eta.speed import Step
@@ -40,6 +40,7 @@ class History:
         self.fleet_s = 0.0
         self._detour: float | None = None
         self.lanes = Lanes()  # the history of similar trips
+        self.fine = FineSpeeds()  # moving speed by small cell
         self.learner = Learner()  # samples for the correction (not saved)
         self.correction: Correction | None = None  # the learned correction, once fitted
 
@@ -50,6 +51,7 @@ class History:
         ``trip_start`` is the wait between two trips (a hub, a depot): it resets the
         driving clocks (``speed.observe`` did) but is neither a break nor a local stop."""
         if step.moving:
+            self.fine.add(step.lat, step.lon, step.metres, step.seconds)
             self.profile.add_move(cell_of(step.lat, step.lon), hour_of_week(step.ts),
                                   step.metres, step.seconds)
             self.rests.drove(step.seconds, step.since_break_s, step.since_rest_s,
@@ -122,7 +124,7 @@ class History:
                 "rests": self.rests.to_json(), "calibration": self.calibration.to_json(),
                 "detours": [round(d, 4) for d in self.detours],
                 "fleet": [round(self.fleet_m, 1), round(self.fleet_s, 1)],
-                "lanes": self.lanes.to_json(),
+                "lanes": self.lanes.to_json(), "fine": self.fine.to_json(),
                 "correction": None if self.correction is None else self.correction.to_json()}
 
     @classmethod
@@ -135,6 +137,8 @@ class History:
         history.fleet_m, history.fleet_s = (float(v) for v in obj.get("fleet", [0.0, 0.0]))
         if obj.get("lanes"):
             history.lanes = Lanes.from_json(obj["lanes"])
+        if obj.get("fine"):
+            history.fine = FineSpeeds.from_json(obj["fine"])
         if obj.get("correction"):
             history.correction = Correction.from_json(obj["correction"])
         return history

@@ -109,6 +109,7 @@ class Progress(msgspec.Struct, kw_only=True):
     last_ts: float | None = None
     step_ms: float | None = None  # speed over the last step between fixes
     closing_ms: float | None = None  # how fast the great circle to the destination shrinks
+    start_direct_m: float | None = None  # the great circle to the destination at the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +177,17 @@ class EtaEstimator:
         pieces, remaining_m = self._pieces(plan, progress, motion, t, lat, lon, accuracy)
         predicted, kind, other, chance = self._walk(pieces, motion, t, progress.started or t)
         history = self.history
-        keys = lane_keys(lat, lon, *plan.destination)
         elapsed = t - (progress.started or t)
+        direct = haversine_m(lat, lon, *plan.destination)
+        keys = lane_keys(lat, lon, *plan.destination, direct)
         row = features(t=t, lon=lon, predicted_s=predicted, remaining_m=remaining_m,
-                       direct_m=haversine_m(lat, lon, *plan.destination), elapsed_s=elapsed,
+                       direct_m=direct, elapsed_s=elapsed,
+                       closed_m=(progress.start_direct_m or direct) - direct,
                        travelled_m=progress.travelled_m, recent_kmh=motion.recent_kmh,
                        still_s=motion.still_for(t), fleet_kmh=history.fleet_kmh, kind=kind,
                        step_ms=progress.step_ms, closing_ms=progress.closing_ms,
-                       lanes=history.lanes.features(keys))
+                       lanes=[*history.lanes.features(keys), history.fine.log_kmh(lat, lon),
+                              history.fine.log_kmh(*plan.destination)])
         share = share_of(elapsed, predicted)
         correction = history.correction
         if correction is not None:
@@ -333,6 +337,8 @@ def _advance(progress: Progress, t: float, lat: float, lon: float,
     and (smoothed over ``CLOSING_TAU_S``) how fast the destination comes nearer."""
     if progress.started is None:
         progress.started = t
+    if progress.start_direct_m is None:
+        progress.start_direct_m = haversine_m(lat, lon, *destination)
     last_lat, last_lon, last_ts = progress.last_lat, progress.last_lon, progress.last_ts
     if last_lat is not None and last_lon is not None and last_ts is not None:
         dt = t - last_ts
