@@ -19,8 +19,9 @@ FEATURES = (
     "share_done", "log_trip_kmh", "log_recent_kmh", "log_still_s", "local_hour",
     "local_weekday", "log_fleet_ratio", "log_own_ratio", "kind", "log_step_kmh",
     "log_closing_kmh", "log_closing_ratio", "log_trip_closing_ratio", "directness",
-    "lane_fine_n", "lane_fine_log_s", "lane_coarse_n", "lane_coarse_log_s",
-    "approach_n", "approach_log_s", "log_here_kmh", "log_destination_kmh",
+    "log_elapsed_ratio",
+    "lane_fine_n", "lane_fine_ratio", "lane_coarse_n", "lane_coarse_ratio",
+    "approach_n", "approach_ratio", "log_here_kmh", "log_destination_kmh",
 )
 KINDS = {"moving": 0.0, "moving-break": 1.0, "moving-rest": 2.0, "stopped": 3.0,
          "stopped-break": 4.0, "stopped-rest": 5.0}
@@ -68,5 +69,15 @@ def features(*, t: float, lon: float, predicted_s: float, remaining_m: float,
         math.log(max(direct_m * elapsed_s / closed_m, 1.0) / pred)
         if elapsed_s >= MIN_TRIP_S and closed_m > MIN_TRIP_M else math.nan,
         closed_m / travelled_m if travelled_m >= MIN_TRIP_M else math.nan,
-        *lanes,
+        math.log1p(elapsed_s) - math.log(pred),
+        *_ratios(lanes, math.log(pred)),
     ]
+
+
+def _ratios(lanes: list[float], log_pred: float) -> list[float]:
+    """Lane features (pairs of log visits and log median seconds) with the seconds as log
+    ratios to the physical prediction, like the target; the rest as they are."""
+    out = list(lanes)
+    for i in range(1, 6, 2):
+        out[i] = lanes[i] - log_pred
+    return out
