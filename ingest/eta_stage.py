@@ -1,6 +1,7 @@
 """The ETA stage of ingest: every active shipment's ``eta``, ``eta_low``, ``eta_high``,
-``remaining_m``, ``late_probability``, ``at_risk`` and ``eta_first`` from the batch's accepted fixes (``shiptrack.eta``,
-docs/ETA.md "Integration (ingest)"; the decisions are in docs/DESIGN.md "ETA in ingest").
+``remaining_m``, ``late_probability``, ``at_risk`` and ``eta_first`` from the batch's
+accepted fixes (``shiptrack.eta``, docs/ETA.md "Integration (ingest)"; the decisions are
+in docs/DESIGN.md "ETA in ingest").
 
 ``EtaStage.process`` takes the fixes that advanced their devices' live positions (in
 time order) and the active shipments of each device, and returns an ``EtaOutcome``: the

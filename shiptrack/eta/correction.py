@@ -42,9 +42,6 @@ PARAMS: dict[str, Any] = {
     "seed": 7, "verbose": -1,
 }
 ROUNDS = 150
-import os as _os, json as _json
-PARAMS.update(_json.loads(_os.environ.get("LGB", "{}")))
-ROUNDS = int(_os.environ.get("ROUNDS", ROUNDS))
 
 
 def target(actual_s: float, predicted_s: float) -> float:
