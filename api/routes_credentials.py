@@ -27,6 +27,7 @@ from api.credential_schemas import (
 )
 from api.errors import ApiError, error_responses
 from api.pagination import id_page
+from api.web import device_mqtt_url
 from shiptrack import broker_identity as bi
 from shiptrack.mqtturl import parse_mqtt_url
 
@@ -46,8 +47,7 @@ VALUES (%s, %s, %s, %s) RETURNING created_at
 
 
 def broker_url(request: Request) -> str:
-    settings = request.app.state.settings
-    return settings.mqtt_public_url or parse_mqtt_url(settings.mqtt_url).url
+    return device_mqtt_url(request.app.state.settings) or ""
 
 
 async def _change(request: Request, kind: bi.Kind, subject: str,

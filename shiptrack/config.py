@@ -95,8 +95,15 @@ class Settings(BaseSettings):
     eta_change_minutes: float = Field(
         default=10.0, gt=0, description="shipment.eta_changed when the ETA moves more than this"
     )
-    at_risk_basis: Literal["eta_high", "eta"] = Field(
-        default="eta_high", description="which end of the ETA must pass promised_by for at_risk"
+    at_risk_basis: Literal["late_probability", "eta_high", "eta"] = Field(
+        default="late_probability",
+        description="at_risk from late_probability (SHIPTRACK_AT_RISK_PROBABILITY), or when "
+        "eta_high / eta passes promised_by"
+    )
+    at_risk_probability: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="at_risk once late_probability (the chance of arriving after "
+        "promised_by) reaches this"
     )
     eta_history: str | None = Field(
         default=None,
@@ -110,9 +117,6 @@ class Settings(BaseSettings):
     )
     mqtt_allow_anonymous: bool = Field(
         default=False, description="shiptrack up: no device identity on the embedded broker",
-    )
-    mqtt_public_url: str | None = Field(
-        default=None, description="broker URL devices connect to, shown with a credential",
     )
     webhook_allow_private: bool = Field(
         default=False, description="allow webhooks to loopback, link-local, private addresses",
@@ -129,6 +133,26 @@ class Settings(BaseSettings):
         default=None, description="key that makes tracking tokens (kept as digests); unset: "
         "from the admin token (shiptrack up/api keep a generated one in the data dir)",
     )
+    # Dashboards (issue 17): map tiles, and the sender's brand on the customer page.
+    map_tiles_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="XYZ tile URL template of the pages' maps; empty: the built-in base "
+        "layer only",
+    )
+    map_tiles_attribution: str = Field(
+        default="© OpenStreetMap contributors",
+        description="attribution shown on the maps for those tiles (plain text)",
+    )
+    map_tiles_max_zoom: int = Field(default=19, ge=1, le=24)
+    brand_name: str = Field(default="", max_length=200,
+                            description="sender's name on the customer page")
+    brand_logo_url: str = Field(default="", description="sender's logo (an image URL)")
+    brand_contact_email: str = Field(default="", description="whom customers write to")
+    brand_contact_phone: str = Field(default="", description="whom customers call")
+    brand_contact_url: str = Field(default="", description="sender's help page")
+    device_mqtt_url: str = Field(
+        default="", description="broker URL shown to devices on the dashboard; default: "
+        "SHIPTRACK_MQTT_URL without its credentials")
 
     # Hostile input (issue 10): see docs/RELIABILITY.md.
     max_body_bytes: int = Field(

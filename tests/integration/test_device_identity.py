@@ -119,7 +119,7 @@ def test_devices_publish_only_as_themselves_and_are_cut_off_when_revoked(
     broker, prefix = identity_broker, settings.mqtt_topic_prefix
     ingest = settings.model_copy(update={"mqtt_url": broker.url(INGEST_USER)})
     api = settings.model_copy(update={"mqtt_url": broker.url(API_USER), "mqtt_dynsec": True,
-                                      "mqtt_public_url": "mqtts://broker.example.com:8883"})
+                                      "device_mqtt_url": "mqtts://broker.example.com:8883"})
     clients: list[Client] = []
 
     def connect(client_id: str, login: tuple[str, str] | None,
