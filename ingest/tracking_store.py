@@ -145,7 +145,7 @@ class TrackingStore:
         out, corridors = [], {}
         for row in self._rows(q.LOAD_ACTIVE_SHIPMENTS):
             (sid, ref, device, status, origin, destination, route, width, limits, last,
-             promised_by, at_risk, announced) = row
+             promised_by, at_risk, announced, created) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
                                                                  f"{sid}:destination")
             if o is None or d is None:
@@ -160,7 +160,8 @@ class TrackingStore:
                                  status=str(status), origin=o, destination=d, limits=parsed,
                                  last_ts=last, promised_by=promised_by,
                                  route=route if isinstance(route, dict) else None,
-                                 at_risk=bool(at_risk), eta_announced=announced)
+                                 at_risk=bool(at_risk), eta_announced=announced,
+                                 created_at=created)
             if isinstance(route, dict):
                 key = (str(sid), msgspec.json.encode(route).decode(),
                        float(width or self.corridor_m))

@@ -101,6 +101,7 @@ def running_api(settings: Settings) -> Iterator[str]:
         port = server.servers[0].sockets[0].getsockname()[1]
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: app.state.feed.connected, timeout=10)
+        wait_for(lambda: app.state.schema == "ok", timeout=10)
         yield base
     finally:
         server.should_exit = True

@@ -6,10 +6,15 @@ that must behave the same whoever makes them.
   that ingest and the API racing on one shipment can never move it backwards or record a
   milestone twice; ``RETURNING`` says whether it happened (and so whether its event is
   stored).
+- Nothing older than the shipment's ``created_at`` is a milestone of it: its timeline
+  starts with ``created``.
 - Events are inserted in the given order (``seq``) and a duplicate ``id`` is dropped.
 """
 
 from __future__ import annotations
+
+# A timeline's order: by time, ``created`` first among equals, then as recorded.
+MILESTONE_ORDER = "m.ts, m.kind <> 'created', m.id"
 
 RECORD_MILESTONE = """
 WITH moved AS (
@@ -19,6 +24,7 @@ WITH moved AS (
                                THEN %(ts)s ELSE delivered_at END,
            updated_at = now()
      WHERE id = %(shipment_id)s
+       AND created_at <= %(ts)s
        AND CASE WHEN %(is_status)s
                 THEN shiptrack_status_rank(status) < shiptrack_status_rank(%(kind)s)
                 ELSE status <> 'delivered' END
@@ -62,7 +68,7 @@ SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.rout
        s.route_corridor_m, s.sensor_limits,
        (SELECT max(m.ts) FROM shipment_milestones m
          WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts,
-       s.promised_by, s.at_risk, s.eta_announced
+       s.promised_by, s.at_risk, s.eta_announced, s.created_at
 FROM shipments s
 WHERE s.status <> 'delivered'
 ORDER BY s.id
