@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    embedded_mqtt_port: int = Field(
+        default=1883, ge=1, le=65535,
+        description="port of the embedded broker of shiptrack up (taken: a free one, kept)",
+    )
     admin_token: str | None = None
 
     # Additive settings (documented in README): not in the SPEC's table.

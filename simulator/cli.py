@@ -21,8 +21,10 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from shiptrack.config import load_settings
 from shiptrack.errors import ConfigError, ShiptrackError
 from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.paths import running_up
 from simulator.cities import CITIES
 from simulator.clock import start_in_past
 from simulator.fleet import Fleet, FleetConfig
@@ -143,8 +145,11 @@ def simulate(
     speed = speed if speed is not None else sc.speed
     if interval <= 0 or speed <= 0 or (duration is not None and duration <= 0) or rate <= 0:
         raise _fail(err, "--interval, --speed, --duration and --rate must be positive")
+    local_url, local_token = running_up(load_settings())
+    mqtt_url, token = mqtt_url or local_url, token or local_token
     if not mqtt_url:
-        raise _fail(err, "no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL")
+        raise _fail(err, "no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL (or run "
+                    "`shiptrack up`, whose broker is found by itself)")
     try:
         target = parse_mqtt_url(mqtt_url)
     except ConfigError as exc:
