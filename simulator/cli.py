@@ -128,11 +128,13 @@ def simulate(
         help="API for the demo's shipments. Default: http://SHIPTRACK_HTTP_HOST:PORT.")
     ] = None,
     token: Annotated[str | None, typer.Option(
-        envvar="SHIPTRACK_ADMIN_TOKEN", help="Bearer token for the API.")] = None,
+        envvar="SHIPTRACK_ADMIN_TOKEN",
+        help="Bearer token for the API. Default: the one a local `shiptrack up` made.")] = None,
     no_api: Annotated[bool, typer.Option(
         "--no-api", help="Do not create geofences and shipments.")] = False,
     mqtt_url: Annotated[str | None, typer.Option(
-        envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS).")
+        envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS). "
+        "Default: the embedded broker of a running `shiptrack up` (same data dir).")
     ] = None,
     topic_prefix: Annotated[str, typer.Option(
         envvar="SHIPTRACK_MQTT_TOPIC_PREFIX", help="Prefix before every topic.")] = "",
