@@ -24,8 +24,9 @@ devices' last positions and applies the returned ones after its batch committed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from shiptrack.eta.geo import haversine_m
 from shiptrack.fix import Fix
@@ -36,16 +37,14 @@ MAX_SLACK_M = 500.0  # a worse accuracy widens the slack no further
 MAX_CANDIDATES = 4  # runs kept beside the accepted track; the stalest is dropped
 
 
-@dataclass(frozen=True, slots=True)
-class LastFix:
+class LastFix(NamedTuple):
     ts: datetime
     lat: float
     lon: float
     accuracy: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+class Run(NamedTuple):
     """A candidate: its newest fix and how many fixes agreed in a row."""
 
     last: LastFix
@@ -53,8 +52,7 @@ class Run:
     first_seen: int = 0  # order of creation, for ties
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceTrack:
+class DeviceTrack(NamedTuple):
     """What the filter remembers of one device between batches."""
 
     accepted: LastFix | None = None
@@ -78,7 +76,7 @@ def _slack(accuracy: float | None) -> float:
     return min(max(2.0 * accuracy, MIN_SLACK_M), MAX_SLACK_M)
 
 
-def agrees(a: LastFix, b: LastFix, max_speed_mps: float) -> bool:
+def agrees(a: LastFix, b: LastFix | Fix, max_speed_mps: float) -> bool:
     """True when ``b`` could follow (or precede) ``a`` at no more than the speed limit."""
     dt = abs((b.ts - a.ts).total_seconds())
     reach = max_speed_mps * dt + _slack(a.accuracy) + _slack(b.accuracy)
@@ -98,28 +96,31 @@ class _Device:
         self.accepted = track.accepted
         self.runs: list[tuple[Run, list[Fix]]] = [(r, []) for r in track.candidates]
         self.taken: list[Fix] = []  # accepted fixes of this batch
-        self.serial = max((r.first_seen for r in track.candidates), default=0)
 
     def feed(self, fix: Fix) -> None:
-        here = as_last(fix)
-        if self.accepted is not None:
-            if fix.ts <= self.accepted.ts:
+        accepted = self.accepted
+        if accepted is not None:
+            if fix.ts <= accepted.ts:
                 return  # history (or a duplicate): stored, never moves the live position
-            if agrees(self.accepted, here, self.rules.max_speed_mps):
-                self._take([fix])
-                self.runs.clear()
+            if agrees(accepted, fix, self.rules.max_speed_mps):
+                fix.outlier = False
+                self.taken.append(fix)
+                self.accepted = as_last(fix)
+                if self.runs:
+                    self.runs.clear()
                 return
+        here = as_last(fix)
         fix.outlier = True
         for i in sorted(range(len(self.runs)), key=lambda k: self.runs[k][0].last.ts,
                         reverse=True):
             run, fixes = self.runs[i]
             if fix.ts > run.last.ts and agrees(run.last, here, self.rules.max_speed_mps):
-                self.runs[i] = (replace(run, last=here, count=run.count + 1), [*fixes, fix])
+                self.runs[i] = (run._replace(last=here, count=run.count + 1), [*fixes, fix])
                 if run.count + 1 >= self.rules.confirm:
                     self._promote(i)
                 return
-        self.serial += 1
-        self.runs.append((Run(here, 1, self.serial), [fix]))
+        serial = max((r.first_seen for r, _ in self.runs), default=0) + 1
+        self.runs.append((Run(here, 1, serial), [fix]))
         if len(self.runs) > MAX_CANDIDATES:
             self.runs.remove(min(self.runs, key=lambda r: r[0].last.ts))
         if self.rules.confirm <= 1:
