@@ -48,7 +48,7 @@ class Run(NamedTuple):
     """A candidate: its newest fix and how many fixes agreed in a row."""
 
     last: LastFix
-    count: int
+    agreed: int
     first_seen: int = 0  # order of creation, for ties
 
 
@@ -115,8 +115,8 @@ class _Device:
                         reverse=True):
             run, fixes = self.runs[i]
             if fix.ts > run.last.ts and agrees(run.last, here, self.rules.max_speed_mps):
-                self.runs[i] = (run._replace(last=here, count=run.count + 1), [*fixes, fix])
-                if run.count + 1 >= self.rules.confirm:
+                self.runs[i] = (run._replace(last=here, agreed=run.agreed + 1), [*fixes, fix])
+                if run.agreed + 1 >= self.rules.confirm:
                     self._promote(i)
                 return
         serial = max((r.first_seen for r, _ in self.runs), default=0) + 1
@@ -140,7 +140,7 @@ class _Device:
     def finish(self) -> DeviceTrack:
         if self.accepted is None and self.runs:
             best = max(range(len(self.runs)), key=lambda k: (
-                self.runs[k][0].count, self.runs[k][0].last.ts, self.runs[k][0].first_seen))
+                self.runs[k][0].agreed, self.runs[k][0].last.ts, self.runs[k][0].first_seen))
             _, fixes = self.runs.pop(best)
             self._take(fixes)
         return DeviceTrack(self.accepted, tuple(r for r, _ in self.runs))
