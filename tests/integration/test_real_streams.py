@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -155,6 +156,22 @@ def test_an_unreachable_database_is_one_line_and_a_non_zero_exit(command: str) -
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: cannot reach the database at 127.0.0.1:9/none")
     assert "secret" not in lines[0]
+
+
+def test_api_on_a_taken_port_is_one_line_and_a_non_zero_exit(settings: Settings) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
+    env |= {"SHIPTRACK_DATABASE_URL": settings.database_url or "",
+            "SHIPTRACK_MQTT_URL": settings.mqtt_url or "", "COLUMNS": "200"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "shiptrack", "api", "--port", str(port)],
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port} for the API: in use (set "
+        "SHIPTRACK_HTTP_PORT or --http-port)"]
 
 
 # -- shipments: created_at and milestones in time order ----------------------------------------
