@@ -86,6 +86,25 @@ def test_a_first_batch_with_an_old_far_fix_goes_live_on_the_good_ones(
     assert [iso(r[0]) for r in flagged] == [glitch["ts"]]
 
 
+def test_an_outlier_never_reaches_the_geofences(settings: Settings) -> None:
+    """A glitch first in a new device's batch, inside a fence: no enter, no exit."""
+    eager = settings.model_copy(update={"geofence_debounce_s": 0.0})
+    now = datetime.now(UTC).replace(microsecond=0)
+    glitch = {"ts": iso(now - timedelta(seconds=60)), "lat": 53.5, "lon": 10.0}  # Hamburg
+    good = fixes(now - timedelta(seconds=30), BERLIN, 5, every_s=5)
+    with running_ingest(eager), running_api(eager) as base, \
+            httpx.Client(base_url=base, headers=AUTH, timeout=10) as http:
+        r = http.post("/api/v1/geofences", json={
+            "type": "Feature", "geometry": {"type": "Point", "coordinates": [10.0, 53.5]},
+            "properties": {"name": "hamburg", "radius_m": 5000}})
+        assert r.status_code == 201, r.text
+        publish(eager.mqtt_url or "", [(topic(eager, "t2"), json.dumps([glitch, *good])
+                                        .encode())])
+        wait_for(lambda: live_ts(http, "t2") == good[-1]["ts"])
+        events = http.get("/api/v1/events?device_id=t2&type=geofence.*").json()["items"]
+        assert events == []
+
+
 def test_a_restarted_fleet_moves_on_the_map_within_a_few_fixes(
         settings: Settings, http: httpx.Client) -> None:
     """`up --simulate` restarted: each truck resumes 30 km back, a few seconds after its
