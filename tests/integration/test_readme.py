@@ -213,6 +213,13 @@ def test_up_and_the_demo_command_as_printed(tmp_path: Path) -> None:
                               " (set SHIPTRACK_HTTP_PORT or --http-port)"]
         assert not (data / "postgres").exists()
 
+    early = Up(up_argv, env)  # SIGTERM while it starts: it stops what it had started
+    wait_for(lambda: "embedded PostgreSQL: data in" in early.out or early.proc.poll()
+             is not None, timeout=60)
+    assert early.end(signal.SIGTERM) == 128 + signal.SIGTERM, early.out
+    assert "embedded PostgreSQL stopped" in early.out
+    assert ours(data) == []
+
     with holding_port() as mqtt_port:  # SHIPTRACK_EMBEDDED_MQTT_PORT taken: a kept port
         env["SHIPTRACK_EMBEDDED_MQTT_PORT"] = str(mqtt_port)
         first = Up(up_argv, env)
