@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import (
     errors,
+    routes_carriers,
     routes_devices,
     routes_events,
     routes_geofences,
@@ -31,6 +32,7 @@ from api import (
     ws_track,
 )
 from api.auth import digest
+from api.carrier_poller import CarrierPoller
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
@@ -38,6 +40,7 @@ from api.schemas import Health
 from api.shutdown import close_streams_on_signal
 from api.webhooks import WebhookWorker
 from shiptrack import __version__
+from shiptrack.carriers import polling
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
 from shiptrack.errors import ConfigError
@@ -51,6 +54,10 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     if not settings.database_url or not settings.mqtt_url:
         raise ConfigError("the API needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
     database_url, mqtt_url = settings.database_url, settings.mqtt_url
+    try:
+        carrier_accounts = polling.accounts(settings.carrier_accounts)
+    except ValueError as exc:
+        raise ConfigError(f"SHIPTRACK_CARRIER_ACCOUNTS: {exc}") from exc
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +77,9 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         hub.on_event = worker.poke
         tasks = [schema, asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
                  asyncio.create_task(worker.run(), name="webhook-worker")]
+        if carrier_accounts:
+            poller = CarrierPoller(pool, settings, carrier_accounts, app)
+            tasks.append(asyncio.create_task(poller.run(), name="carrier-poller"))
         restore_signals = close_streams_on_signal(hub)
         try:
             yield
@@ -104,6 +114,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_shipments.router)
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
+    app.include_router(routes_carriers.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)

@@ -16,6 +16,7 @@ from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
+from shiptrack.db.tracking_sql import FINAL_SQL
 from shiptrack.events import new_id
 from shiptrack.geofences import FenceSpec, GeofenceError, parse_feature
 
@@ -30,7 +31,7 @@ FeatureBody = Annotated[dict[str, Any], Body(
     "it puts shipments whose destination it contains out for delivery).",
     examples=[FEATURE_EXAMPLE])]
 IN_USE_SQL = """
-SELECT count(*) FROM shipments WHERE status <> 'delivered'
+SELECT count(*) FROM shipments WHERE status NOT IN (""" + FINAL_SQL + """)
   AND (origin ->> 'geofence_id' = %(id)s OR destination ->> 'geofence_id' = %(id)s)
 """
 

@@ -1,5 +1,7 @@
 """``/api/v1/shipments`` (SPEC): create, list (newest first; filters ``status``,
-``at_risk``, ``device_id``, ``exception``), read and patch shipments.
+``at_risk``, ``device_id``, ``exception``, ``exception_code``, ``carrier``), read and patch
+shipments. A shipment carried by a parcel carrier has ``carrier`` and
+``carrier_tracking_number``; then ``device_id`` and ``origin`` are optional.
 
 A shipment's state is read in one query: its row, milestones, open exceptions and the
 device's last position (while not delivered; once delivered, its position at delivery).
@@ -22,6 +24,7 @@ from api.errors import ApiError, error_responses
 from api.pagination import decode_cursor, encode_cursor
 from api.tracking_io import bump_shipments, publish_events, record_milestone, store_events
 from api.tracking_schemas import (
+    ExceptionCode,
     LastPosition,
     Shipment,
     ShipmentCreate,
@@ -38,7 +41,18 @@ from shiptrack.events import (
     new_id,
 )
 from shiptrack.geofences import GeofenceError, parse_route
-from shiptrack.shipments import RANK, Place, ShipmentError, limits_json, parse_limits, parse_place
+from shiptrack.shipments import (
+    API,
+    FINAL,
+    RANK,
+    TRANSITIONS,
+    Place,
+    ShipmentError,
+    can_move,
+    limits_json,
+    parse_limits,
+    parse_place,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
@@ -48,18 +62,20 @@ SHIPMENT_SELECT = f"""
 SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
        s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
        s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
+       s.carrier, s.carrier_tracking_number, s.carrier_eta,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
                 'source', m.source, 'data', m.data)
                 ORDER BY {q.MILESTONE_ORDER}), '[]'::jsonb)
           FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', x.kind, 'reason', x.reason,
-                'since', x.since, 'data', x.data) ORDER BY x.since, x.kind), '[]'::jsonb)
+                'since', x.since, 'data', x.data, 'code', x.code) ORDER BY x.since, x.kind),
+                '[]'::jsonb)
           FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exceptions,
        coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat,
        coalesce(fin.lon, d.lon) AS pos_lon, coalesce(fin.speed, d.speed) AS pos_speed,
        coalesce(fin.heading, d.heading) AS pos_heading
 FROM shipments s
-LEFT JOIN devices d ON d.device_id = s.device_id AND s.status <> 'delivered'
+LEFT JOIN devices d ON d.device_id = s.device_id AND s.status NOT IN (""" + q.FINAL_SQL + """)
 LEFT JOIN LATERAL (
     SELECT p.ts, p.lat, p.lon, p.speed, p.heading FROM positions p
     WHERE p.device_id = s.device_id AND p.ts <= s.delivered_at AND NOT p.outlier
@@ -84,6 +100,7 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
         **fields, tracking_url=tracking_url(request, row["tracking_token"]),
         last_position=position, exception=bool(exceptions),
         exception_reason="; ".join(x["reason"] for x in exceptions) or None,
+        exception_code=exceptions[-1]["code"] if exceptions else None,
     )
 
 
@@ -135,31 +152,39 @@ def created_at(body: ShipmentCreate) -> datetime:
              responses=error_responses(409, 422))
 async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> Shipment:
     settings = request.app.state.settings
+    check_carrier(body.carrier, body.carrier_tracking_number)
+    if body.carrier is None and (body.device_id is None or body.origin is None):
+        raise ApiError(422, "device_id and origin are required unless the shipment has a "
+                            "carrier and carrier_tracking_number")
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
     now = created_at(body)
     sid = new_id("shp", now)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
-        origin = await checked_place(cur, body.origin, "origin", settings.shipment_radius_m)
+        origin = None if body.origin is None else await checked_place(
+            cur, body.origin, "origin", settings.shipment_radius_m)
         destination = await checked_place(cur, body.destination, "destination",
                                           settings.shipment_radius_m)
         await cur.execute(
             "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
-            " destination, promised_by, route, route_corridor_m, sensor_limits, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " destination, promised_by, route, route_corridor_m, sensor_limits, carrier,"
+            " carrier_tracking_number, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
             (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
-             Jsonb(origin.as_json()), Jsonb(destination.as_json()), body.promised_by,
-             None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits), now))
+             None if origin is None else Jsonb(origin.as_json()),
+             Jsonb(destination.as_json()), body.promised_by,
+             None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits),
+             body.carrier, body.carrier_tracking_number, now))
         ship = await cur.fetchone()
         if ship is None:
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
                            "duplicate_reference")
         await cur.execute(
             "INSERT INTO shipment_milestones (shipment_id, kind, ts, source)"
-            " VALUES (%s, 'created', %s, 'manual')", (sid, now))
+            " VALUES (%s, 'created', %s, %s)", (sid, now, API))
         event = make_event("shipment.milestone", now, device_id=body.device_id,
-                           shipment_id=sid, data={"kind": "created", "source": "manual",
+                           shipment_id=sid, data={"kind": "created", "source": API,
                                                   "reference": body.reference,
                                                   "status": "created"},
                            discriminator="created")
@@ -177,6 +202,9 @@ async def list_shipments(
     status: Annotated[Status | None, Query()] = None,
     at_risk: Annotated[bool | None, Query()] = None,
     exception: Annotated[bool | None, Query(description="has an open exception")] = None,
+    exception_code: Annotated[ExceptionCode | None, Query(
+        description="has an open exception with this code")] = None,
+    carrier: Annotated[str | None, Query(max_length=40)] = None,
     device_id: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
@@ -187,13 +215,17 @@ async def list_shipments(
         where.append("s.id < %s")
         params.append(str(decode_cursor(cursor, 1)[0]))
     for column, value in (("s.status", status), ("s.at_risk", at_risk),
-                          ("s.device_id", device_id)):
+                          ("s.device_id", device_id), ("s.carrier", carrier)):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(value)
     if exception is not None:
         where.append(("" if exception else "NOT ") + "EXISTS (SELECT 1 FROM shipment_exceptions"
                      " x WHERE x.shipment_id = s.id)")
+    if exception_code is not None:
+        where.append("EXISTS (SELECT 1 FROM shipment_exceptions x WHERE x.shipment_id = s.id"
+                     " AND x.code = %s)")
+        params.append(exception_code)
     params.append(limit + 1)
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
@@ -237,14 +269,22 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
         changes["route_corridor_m"] = body.route_corridor_m
     if "sensor_limits" in given:
         changes["sensor_limits"] = Jsonb(checked_limits(request, body.sensor_limits))
+    if given & {"carrier", "carrier_tracking_number"}:
+        check_carrier(body.carrier, body.carrier_tracking_number)
+        changes["carrier"] = body.carrier
+        changes["carrier_tracking_number"] = body.carrier_tracking_number
     now = datetime.now(UTC)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT id, reference, device_id, status FROM shipments"
-                          " WHERE id = %s FOR UPDATE", (shipment_id,))
+        await cur.execute("SELECT id, reference, device_id, status, origin IS NULL AS no_origin"
+                          " FROM shipments WHERE id = %s FOR UPDATE", (shipment_id,))
         ship = await cur.fetchone()
         if ship is None:
             raise ApiError(404, f"no shipment {shipment_id!r}")
+        if changes.get("carrier", "") is None and (ship["device_id"] is None
+                                                   or ship["no_origin"]):
+            raise ApiError(422, "this shipment has no device_id or origin of its own: its "
+                                "carrier cannot be removed")
         events: list[Event] = []
         if body.status is not None and body.status != ship["status"]:
             events += await set_status(cur, ship, body.status, now)
@@ -254,7 +294,7 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
                               [*changes.values(), shipment_id])
         if body.exception is not None:
             events += await set_exception(cur, ship, body.exception, body.exception_reason,
-                                          now)
+                                          now, body.exception_code or "other")
         stored = await store_events(cur, events)
         await bump_shipments(cur)
         row = await fetch_shipment(cur, shipment_id)
@@ -265,28 +305,38 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
 
 async def set_status(cur: AsyncCursor[Any], ship: dict[str, Any], status: str,
                      now: datetime) -> list[Event]:
-    if RANK[status] < RANK[ship["status"]]:
-        raise ApiError(409, f"status is {ship['status']}; milestones never go backwards",
-                       "status_backwards")
-    event = await record_milestone(cur, ship, status, now, "manual", {})
+    if not can_move(ship["status"], status):
+        backwards = ship["status"] in FINAL or RANK[status] < RANK[ship["status"]]
+        allowed = ", ".join(sorted(TRANSITIONS[ship["status"]])) or "none: it is final"
+        raise ApiError(409, f"status is {ship['status']}; it may move to {allowed}",
+                       "status_backwards" if backwards else "status_not_allowed")
+    event = await record_milestone(cur, ship, status, now, API, {})
     return [] if event is None else [event]
 
 
 async def set_exception(cur: AsyncCursor[Any], ship: dict[str, Any], raise_it: bool,
-                        reason: str | None, now: datetime) -> list[Event]:
+                        reason: str | None, now: datetime, code: str = "other") -> list[Event]:
     common = {"device_id": ship["device_id"], "shipment_id": ship["id"],
               "discriminator": secrets.token_hex(4)}
     if raise_it:
         await cur.execute(q.OPEN_EXCEPTION, {"shipment_id": ship["id"], "kind": "manual",
                                              "since": now, "reason": reason,
-                                             "data": Jsonb({})})
-        return [make_event(SHIPMENT_EXCEPTION, now, data={"kind": "manual",
-                                                          "reason": reason}, **common)]
+                                             "data": Jsonb({}), "code": code})
+        return [make_event(SHIPMENT_EXCEPTION, now, data={"kind": "manual", "code": code,
+                                                          "reason": reason, "source": API},
+                           **common)]
     await cur.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
-                      " RETURNING kind, reason", (ship["id"],))
+                      " RETURNING kind, reason, code", (ship["id"],))
     cleared = await cur.fetchall()
     if not cleared:
         return []
     return [make_event(SHIPMENT_EXCEPTION_CLEARED, now, data={
-        "cleared": [{"kind": r["kind"], "reason": r["reason"]} for r in cleared],
-        "source": "manual"}, **common)]
+        "cleared": [{"kind": r["kind"], "reason": r["reason"], "code": r["code"]}
+                    for r in cleared],
+        "source": API}, **common)]
+
+
+def check_carrier(carrier: str | None, number: str | None) -> None:
+    if (carrier is None) != (number is None):
+        raise ApiError(422, "carrier and carrier_tracking_number go together: give both or "
+                            "neither")

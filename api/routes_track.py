@@ -25,18 +25,23 @@ from psycopg_pool import AsyncConnectionPool
 from api.errors import ApiError, error_responses
 from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
 from shiptrack.db import tracking_sql as q
+from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.shipments import IN_TRANSIT
 
 router = APIRouter(prefix="/api/v1", tags=["public tracking"])
 
 TIMING_FLOOR_S = 0.03
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._~-]{1,256}$")
-UNDER_WAY = frozenset(("picked_up", "in_transit", "out_for_delivery"))
+UNDER_WAY = IN_TRANSIT
 TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's tracking token",
                                     examples=["kT3v8pQm2xYb7Wn4Zr6Hs1Lc"])]
 
 SHIPMENT_SQL = f"""
 SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.promised_by,
        s.eta, s.eta_low, s.eta_high, s.remaining_m, s.at_risk, s.delivered_at,
+       s.carrier, s.carrier_tracking_number, s.carrier_eta,
+       (SELECT x.code FROM shipment_exceptions x WHERE x.shipment_id = s.id
+         ORDER BY x.since DESC, x.kind DESC LIMIT 1) AS exception_code,
        og.geometry AS origin_geometry, dg.geometry AS destination_geometry,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
                                                      'source', m.source)
@@ -52,7 +57,7 @@ LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
 LEFT JOIN geofences dg ON dg.id = s.destination ->> 'geofence_id'
 LEFT JOIN devices d ON d.device_id = s.device_id
 WHERE sha256(s.tracking_token::bytea) = sha256(%(token)s::bytea)
-  AND (s.status <> 'delivered'
+  AND (s.status NOT IN (""" + FINAL_SQL + """)
        OR coalesce(s.delivered_at, s.updated_at) > now() - %(keep)s)
 """
 
@@ -103,7 +108,9 @@ def public_state(row: dict[str, Any]) -> TrackedShipment:
     return TrackedShipment(
         id=row["id"], reference=row["reference"], status=row["status"],
         exception=row["exception_reason"] is not None,
-        exception_reason=row["exception_reason"],
+        exception_reason=row["exception_reason"], exception_code=row["exception_code"],
+        carrier=row["carrier"], carrier_tracking_number=row["carrier_tracking_number"],
+        carrier_eta=row["carrier_eta"],
         milestones=[Milestone(**m) for m in row["milestones"]],
         eta=row["eta"], eta_low=row["eta_low"], eta_high=row["eta_high"],
         remaining_m=row["remaining_m"], at_risk=row["at_risk"],

@@ -198,9 +198,15 @@ class TrackedShipment(BaseModel):
     id: str
     reference: str
     status: str = Field(description="created, picked_up, in_transit, out_for_delivery, "
-                        "delivered")
+                        "delivered, attempt_failed, available_for_pickup, "
+                        "returned_to_sender, cancelled")
     exception: bool = Field(False, description="true while an exception is open")
     exception_reason: str | None = Field(None, description="the open exceptions' reasons")
+    exception_code: str | None = Field(None, description="the latest open exception's code")
+    carrier: str | None = Field(None, description="the parcel carrier, when there is one")
+    carrier_tracking_number: str | None = None
+    carrier_eta: datetime | None = Field(
+        None, description="the carrier's own estimated delivery, beside our eta")
     milestones: list[Milestone]
     eta: datetime | None = None
     eta_low: datetime | None = None

@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from shiptrack.db import tracking_sql as q
 from shiptrack.events import Event, encode_events, make_event
-from shiptrack.shipments import HUB
+from shiptrack.shipments import CLEARED_WHEN_FINAL, FINAL, HUB
 from shiptrack.topics import LIVE_EVENTS
 
 log = logging.getLogger("shiptrack.api")
@@ -39,11 +39,15 @@ async def record_milestone(cur: AsyncCursor[Any], ship: dict[str, Any], kind: st
     """The milestone, if it moves the shipment forward (or is a hub scan of a shipment not
     yet delivered), and its event (not yet stored); None when it changed nothing."""
     async with cur.connection.cursor() as plain:
-        await plain.execute(q.RECORD_MILESTONE, {
-            "shipment_id": ship["id"], "kind": kind, "ts": ts, "source": source,
-            "data": Jsonb(data), "is_status": kind != HUB})
-        if await plain.fetchone() is None:
+        await plain.execute(q.RECORD_MILESTONE, q.milestone_params(ship["id"], kind, ts, source,
+                                                                   data))
+        row = await plain.fetchone()
+        if row is None:
             return None
+        ts = row[1]
+        if kind in FINAL:
+            await plain.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
+                                " AND kind = ANY(%s)", (ship["id"], list(CLEARED_WHEN_FINAL)))
     status = ship["status"] if kind == HUB else kind
     ship["status"] = status
     body = {"kind": kind, "source": source, "reference": ship["reference"], "status": status,

@@ -11,7 +11,14 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Status = Literal["created", "picked_up", "in_transit", "out_for_delivery", "delivered"]
+# the same lists as shiptrack.shipments.STATUSES / EXCEPTION_CODES (checked by a test)
+Status = Literal["created", "picked_up", "in_transit", "out_for_delivery", "delivered",
+                 "attempt_failed", "available_for_pickup", "returned_to_sender", "cancelled"]
+ExceptionCode = Literal["delayed", "lost", "damaged", "address_issue", "refused", "customs_hold",
+                        "weather", "sensor_excursion", "offline", "route_deviation",
+                        "long_stop", "other"]
+CARRIER = r"^[a-z0-9_-]{1,40}$"
+TRACKING_NUMBER = r"^[A-Za-z0-9._-]{1,64}$"
 DEVICE_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 FEATURE_EXAMPLE = {
@@ -49,8 +56,10 @@ class ShipmentCreate(BaseModel):
     }]})
 
     reference: str = Field(min_length=1, max_length=200)
-    device_id: str = Field(pattern=DEVICE_ID)
-    origin: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
+    device_id: str | None = Field(None, pattern=DEVICE_ID,
+                                  description="the tracker; optional with a carrier")
+    origin: dict[str, Any] | None = Field(
+        None, description="{lat, lon, radius_m?} or {geofence_id}; optional with a carrier")
     destination: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
     promised_by: AwareDatetime | None = None
     created_at: AwareDatetime | None = Field(
@@ -62,6 +71,9 @@ class ShipmentCreate(BaseModel):
                                            description="route deviation corridor half-width")
     sensor_limits: dict[str, Any] | None = Field(
         None, description='{"<sensor>": {"min"?, "max"?, "for_s"?}}')
+    carrier: str | None = Field(None, pattern=CARRIER,
+                                description="parcel carrier: dhl, ups, usps, fedex, ...")
+    carrier_tracking_number: str | None = Field(None, pattern=TRACKING_NUMBER)
 
 
 class ShipmentPatch(BaseModel):
@@ -72,7 +84,8 @@ class ShipmentPatch(BaseModel):
         {"exception": True, "exception_reason": "customer refused delivery"},
     ]})
 
-    status: Status | None = Field(None, description="forward only, recorded as 'manual'")
+    status: Status | None = Field(None, description="an allowed transition (docs/CARRIERS.md),"
+                                                    " recorded with source 'api'")
     promised_by: AwareDatetime | None = None
     route: dict[str, Any] | None = None
     route_corridor_m: float | None = Field(None, gt=0, le=100_000)
@@ -80,6 +93,10 @@ class ShipmentPatch(BaseModel):
     exception: bool | None = Field(
         None, description="false: clear every open exception; true: raise a manual one")
     exception_reason: str | None = Field(None, min_length=1, max_length=500)
+    exception_code: ExceptionCode | None = Field(
+        None, description="the code of the exception raised (default other)")
+    carrier: str | None = Field(None, pattern=CARRIER, description="set for a carrier leg")
+    carrier_tracking_number: str | None = Field(None, pattern=TRACKING_NUMBER)
 
 
 class Milestone(BaseModel):
@@ -91,7 +108,9 @@ class Milestone(BaseModel):
 
 class OpenException(BaseModel):
     kind: str = Field(description="device.offline, sensor.excursion:<sensor>, route.deviation,"
-                                  " device.long_stop, manual")
+                                  " device.long_stop, eta.at_risk, scan:<code>, carrier,"
+                                  " manual")
+    code: ExceptionCode = "other"
     reason: str
     since: datetime
     data: dict[str, Any] = {}
@@ -108,11 +127,11 @@ class LastPosition(BaseModel):
 class Shipment(BaseModel):
     id: str
     reference: str
-    device_id: str
+    device_id: str | None
     status: Status
     tracking_token: str
     tracking_url: str
-    origin: dict[str, Any]
+    origin: dict[str, Any] | None
     destination: dict[str, Any]
     promised_by: datetime | None
     route: dict[str, Any] | None
@@ -127,7 +146,12 @@ class Shipment(BaseModel):
     last_position: LastPosition | None
     exception: bool = Field(description="an exception is open")
     exception_reason: str | None = Field(description="what is wrong, when exception is true")
+    exception_code: ExceptionCode | None = Field(
+        None, description="the code of the latest open exception")
     exceptions: list[OpenException] = Field(description="every open exception")
+    carrier: str | None = None
+    carrier_tracking_number: str | None = None
+    carrier_eta: datetime | None = Field(None, description="the carrier's estimated delivery")
     delivered_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -169,7 +193,8 @@ class ScanIn(BaseModel):
     scanner_id: str = Field(pattern=DEVICE_ID)
     ts: Any = Field(description="RFC 3339, or epoch seconds/milliseconds")
     shipment_ref: str = Field(min_length=1, max_length=200)
-    kind: Literal["pickup", "hub", "delivery"]
+    kind: Literal["pickup", "hub", "delivery", "out_for_delivery", "attempt_failed",
+                  "available_for_pickup", "returned", "damaged", "lost"]
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
 

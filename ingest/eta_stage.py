@@ -48,6 +48,7 @@ from shiptrack.eta.route import Route, RouteError
 from shiptrack.eta.speed import Motion
 from shiptrack.events import Event, make_event
 from shiptrack.fix import Fix
+from shiptrack.shipments import FINAL
 
 log = logging.getLogger("shiptrack.ingest")
 
@@ -169,7 +170,7 @@ class EtaStage:
             before = self.motions.get(device_id)
             motion = Motion() if before is None else msgspec.structs.replace(before)
             work = [w for s in shipments.get(device_id, ())
-                    if s.id not in out.dropped and s.status != "delivered"
+                    if s.id not in out.dropped and s.status not in FINAL
                     and (w := self._work(s)) is not None]
             for f in seen[:-1]:
                 estimator.observe(motion, f)

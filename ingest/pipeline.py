@@ -33,6 +33,7 @@ from shiptrack.events import Event, encode_events
 from shiptrack.fix import Fix
 from shiptrack.owntracks import decode_owntracks
 from shiptrack.scans import Scan, decode_scans
+from shiptrack.shipments import FINAL
 from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS, route_topic
 
 log = logging.getLogger("shiptrack.ingest")
@@ -202,7 +203,7 @@ class Pipeline:
         if not live:
             return EtaOutcome()
         delivered = {item.shipment_id for item in outcome.items
-                     if isinstance(item, MilestoneOp) and item.kind == "delivered"}
+                     if isinstance(item, MilestoneOp) and item.kind in FINAL}
         try:
             return self.eta.process(live, self.tracker.by_device, delivered)
         except psycopg.Error:

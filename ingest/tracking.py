@@ -40,7 +40,7 @@ from ingest.tracking_model import (
 from shiptrack.eta.geo import haversine_m
 from shiptrack.fix import Fix
 from shiptrack.scans import Scan
-from shiptrack.shipments import HUB, RANK
+from shiptrack.shipments import FINAL, HUB
 
 __all__ = [
     "Area", "DeviceState", "ExceptionOp", "MilestoneOp", "Outcome", "ShipmentState",
@@ -121,10 +121,10 @@ class Tracker:
                 continue
             if ship is None:
                 continue
-            if item.kind != HUB and RANK[item.kind] > RANK[ship.status]:
+            if item.kind != HUB:  # the guarded write took it: the transition was allowed
                 ship.status = item.kind
                 ship.last_ts = max(ship.last_ts or item.ts, item.ts)
-            if ship.status == "delivered":
+            if ship.status in FINAL:
                 self._drop(ship)
         for name, count in count_types(outcome).items():
             EVENTS.labels(name).inc(count)

@@ -58,8 +58,22 @@ from shiptrack import events as ev
 from shiptrack.eta.geo import haversine_m
 from shiptrack.events import Event
 from shiptrack.fix import Fix, Rejection
-from shiptrack.scans import Scan
-from shiptrack.shipments import HUB, IN_TRANSIT, RANK, SCAN_KINDS, Limit, rank
+from shiptrack.scans import Scan, scan_exception
+from shiptrack.shipments import (
+    DETECTOR_CODES,
+    DEVICE,
+    FINAL,
+    HUB,
+    IN_TRANSIT,
+    RANK,
+    SCAN,
+    SCAN_EXCEPTIONS,
+    SCAN_KINDS,
+    Limit,
+    can_move,
+    detector_code,
+    rank,
+)
 
 if TYPE_CHECKING:
     from ingest.tracking import Tracker
@@ -123,7 +137,7 @@ class Batch:
 
     def active(self, device_id: str) -> list[ShipmentTrack]:
         return [s for s in self.t.by_device.get(device_id, ())
-                if self.ship_status(s) != "delivered"]
+                if self.ship_status(s) not in FINAL]
 
     # emitting ----------------------------------------------------------------------------
 
@@ -133,6 +147,9 @@ class Batch:
         if st.last_event is not None and ts < st.last_event:
             ts = st.last_event
         st.last_event = ts
+        code = DETECTOR_CODES.get(type_)
+        if code is not None:  # an own-fleet detection: its exception code (SPEC)
+            data = {**(data or {}), "code": code}
         event = ev.make_event(type_, ts, device_id=device_id, shipment_id=shipment_id,
                               geofence_id=geofence_id, data=data,
                               discriminator=discriminator)
@@ -149,8 +166,23 @@ class Batch:
                       data=data)
             if ship is not None and exception is not None:
                 kind, is_open, since, reason = exception
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, is_open, since, reason,
-                                                       data))
+                self.flag(st, device_id, ts, ExceptionOp(ship.id, kind, is_open, since, reason,
+                                                         data))
+
+    def flag(self, st: DeviceState, device_id: str, ts: datetime, op: ExceptionOp) -> None:
+        """An exception of a detector opened or closed, and its ``shipment.exception`` /
+        ``shipment.exception_cleared`` event (the event every exception has, whatever
+        raised it; the detector's own event is beside it)."""
+        self.out.exceptions.append(op)
+        code = op.code or detector_code(op.kind)
+        if op.open:
+            data: dict[str, Any] = {"kind": op.kind, "code": code, "reason": op.reason,
+                                    "source": DEVICE}
+        else:
+            data = {"cleared": [{"kind": op.kind, "code": code}], "source": DEVICE}
+        self.emit(st, ev.SHIPMENT_EXCEPTION if op.open else ev.SHIPMENT_EXCEPTION_CLEARED, ts,
+                  device_id, shipment_id=op.shipment_id, data=data,
+                  discriminator=f"{op.kind}@{iso(op.since)}")
 
     def milestone(self, ship: ShipmentTrack, kind: str, ts: datetime, source: str,
                   data: dict[str, Any], geofence_id: str | None = None) -> bool:
@@ -158,10 +190,10 @@ class Batch:
         if ship.created_at is not None and ts < ship.created_at:
             return False  # before the shipment existed (SPEC: created first)
         if kind == HUB:
-            if status == "delivered" or (ship.id, ts) in self.hubs:
+            if status in FINAL or (ship.id, ts) in self.hubs:
                 return False
             self.hubs.add((ship.id, ts))
-        elif RANK[kind] <= RANK[status]:
+        elif not can_move(status, kind):
             return False
         if kind != HUB:  # statuses in time order; a hub scan keeps its own time
             last = self.last_ms.get(ship.id, ship.last_ts)
@@ -175,7 +207,7 @@ class Batch:
                               shipment_id=ship.id, geofence_id=geofence_id, data=body,
                               discriminator=kind + str(data.get("scanner_id", "")))
         self.out.items.append(MilestoneOp(ship.id, kind, ts, source, dict(data), event))
-        if kind == "delivered":
+        if kind in FINAL:
             for cleared in CLEARED_ON_DELIVERY:
                 self.out.exceptions.append(ExceptionOp(ship.id, cleared, False, ts))
         return True
@@ -282,7 +314,8 @@ class Batch:
                      max(self.cfg.margin_m, MAX_MARGIN_M))
         ship_areas: dict[str, tuple[Area, timedelta | None]] = {}
         for ship in ships:
-            ship_areas[ship.origin.key] = (ship.origin, None)
+            if ship.origin is not None:
+                ship_areas[ship.origin.key] = (ship.origin, None)
             ship_areas[ship.destination.key] = (ship.destination, self.cfg.delivery_dwell)
         changes: dict[str, list[tuple[Change, datetime]]] = {}
         for key in sorted(set(fence_cls) | set(st.areas) | set(ship_areas)):
@@ -327,7 +360,7 @@ class Batch:
                 for ship in self.active(fix.device_id):
                     if fence.id in ship.delivery_zones and self.ship_status(ship) in (
                             "picked_up", "in_transit"):
-                        self.milestone(ship, "out_for_delivery", ts, "geofence",
+                        self.milestone(ship, "out_for_delivery", ts, DEVICE,
                                        {"lat": fix.lat, "lon": fix.lon}, geofence_id=fence.id)
 
     # shipments ---------------------------------------------------------------------------
@@ -347,22 +380,24 @@ class Batch:
     def milestones(self, st: DeviceState, fix: Fix, ship: ShipmentTrack, ss: ShipmentState,
                    changes: dict[str, list[tuple[Change, datetime]]]) -> None:
         where = {"lat": fix.lat, "lon": fix.lon}
-        for change, ts in changes.get(ship.origin.key, ()):
-            if change == "exit":
-                self.milestone(ship, "picked_up", ts, "geofence", where, ship.origin.fence_id)
-        origin = st.areas.get(ship.origin.key)
+        if ship.origin is not None:  # a carrier leg may have no origin
+            for change, ts in changes.get(ship.origin.key, ()):
+                if change == "exit":
+                    self.milestone(ship, "picked_up", ts, DEVICE, where, ship.origin.fence_id)
+        origin = None if ship.origin is None else st.areas.get(ship.origin.key)
         if self.ship_status(ship) == "picked_up" and (origin is None or not origin.inside) \
-                and self.t.area_distance_m(ship.origin, fix.lat, fix.lon) >= self.cfg.in_transit_m:
-            self.milestone(ship, "in_transit", fix.ts, "geofence", where)
+                and (ship.origin is None or self.t.area_distance_m(
+                    ship.origin, fix.lat, fix.lon) >= self.cfg.in_transit_m):
+            self.milestone(ship, "in_transit", fix.ts, DEVICE, where)
         if self.ship_status(ship) in ("picked_up", "in_transit") and self.t.area_distance_m(
                 ship.destination, fix.lat, fix.lon) <= self.cfg.out_for_delivery_m:
-            self.milestone(ship, "out_for_delivery", fix.ts, "geofence", where,
+            self.milestone(ship, "out_for_delivery", fix.ts, DEVICE, where,
                            ship.destination.fence_id)
         for change, _ts in changes.get(ship.destination.key, ()):
             arrived = st.areas.get(ship.destination.key)
             if change == "dwell" and arrived is not None and arrived.since is not None and \
                     RANK[self.ship_status(ship)] >= RANK["picked_up"]:
-                self.milestone(ship, "delivered", arrived.since, "geofence", where,
+                self.milestone(ship, "delivered", arrived.since, DEVICE, where,
                                ship.destination.fence_id)
 
     def sensors(self, st: DeviceState, fix: Fix, ship: ShipmentTrack,
@@ -390,13 +425,14 @@ class Batch:
                 reason = f"{key} {value:g} outside {_range(limit)} since {iso(since)}"
                 self.emit(st, ev.SENSOR_EXCURSION, fix.ts, fix.device_id, shipment_id=ship.id,
                           data=data, discriminator=key)
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, True, since, reason, data))
+                self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, kind, True, since,
+                                                                 reason, data))
             else:
                 data["peak"] = old.peak
                 data["duration_s"] = (fix.ts - since).total_seconds()
                 self.emit(st, ev.SENSOR_EXCURSION_RESOLVED, fix.ts, fix.device_id,
                           shipment_id=ship.id, data=data, discriminator=key)
-                self.out.exceptions.append(ExceptionOp(ship.id, kind, False, since))
+                self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, kind, False, since))
 
     def route(self, st: DeviceState, i: int, fix: Fix, ship: ShipmentTrack,
               ss: ShipmentState) -> None:
@@ -419,14 +455,15 @@ class Batch:
             reason = f"off the planned route by {dist:.0f} m since {iso(since)}"
             self.emit(st, ev.ROUTE_DEVIATION, fix.ts, fix.device_id, shipment_id=ship.id,
                       data=data)
-            self.out.exceptions.append(ExceptionOp(ship.id, "route.deviation", True, since,
-                                                   reason, data))
+            self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, "route.deviation", True,
+                                                             since, reason, data))
         else:
             data["max_distance_m"] = round(old.peak or 0.0, 1)
             data["duration_s"] = (fix.ts - since).total_seconds()
             self.emit(st, ev.ROUTE_DEVIATION_RESOLVED, fix.ts, fix.device_id,
                       shipment_id=ship.id, data=data)
-            self.out.exceptions.append(ExceptionOp(ship.id, "route.deviation", False, since))
+            self.flag(st, fix.device_id, fix.ts, ExceptionOp(ship.id, "route.deviation", False,
+                                                             since))
 
     def stop(self, st: DeviceState, fix: Fix, ships: list[ShipmentTrack]) -> None:
         moving = [s for s in ships if self.ship_status(s) in IN_TRANSIT]
@@ -457,7 +494,7 @@ class Batch:
 
     def on_scan(self, scan: Scan) -> None:
         ship = self.t.by_reference.get(scan.shipment_ref)
-        if ship is None or self.ship_status(ship) == "delivered":
+        if ship is None or self.ship_status(ship) in FINAL:
             if ship is not None or scan.shipment_ref in self.known_refs:
                 SCANS.labels("delivered").inc()  # late scan of a finished shipment
                 return
@@ -472,9 +509,19 @@ class Batch:
         if scan.lat is not None and scan.lon is not None:
             data.update(lat=scan.lat, lon=scan.lon)
         kind = SCAN_KINDS[scan.kind]
+        if kind in SCAN_EXCEPTIONS:
+            self.scan_exception(ship, scan, data)
+            return
         if kind == HUB and rank(self.ship_status(ship)) < RANK["in_transit"]:
-            self.milestone(ship, "in_transit", scan.ts, "scan", data)
-        self.milestone(ship, kind, scan.ts, "scan", data)
+            self.milestone(ship, "in_transit", scan.ts, SCAN, data)
+        self.milestone(ship, kind, scan.ts, SCAN, data)
+
+    def scan_exception(self, ship: ShipmentTrack, scan: Scan, data: dict[str, Any]) -> None:
+        """A ``damaged`` or ``lost`` scan: an exception with that code (status unchanged)."""
+        x = scan_exception(scan, ship.id, ship.device_id, data)
+        self.out.items.append(x.event)
+        self.out.exceptions.append(ExceptionOp(ship.id, x.kind, True, scan.ts, x.reason, data,
+                                               code=x.code))
 
 
 def _range(limit: Limit) -> str:

@@ -16,10 +16,10 @@ from ingest.tracking_rules import AreaState, Spell, StopState
 from shiptrack.config import Settings
 from shiptrack.events import Event
 from shiptrack.fix import Rejection
-from shiptrack.shipments import Limit
+from shiptrack.shipments import CLEARED_WHEN_FINAL, Limit
 
 MAX_MARGIN_M = 250.0  # a fix's accuracy beyond this widens the edge band no further
-CLEARED_ON_DELIVERY = ("device.offline", "device.long_stop", "route.deviation")
+CLEARED_ON_DELIVERY = CLEARED_WHEN_FINAL  # by any final status
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class ShipmentTrack:
     reference: str
     device_id: str
     status: str
-    origin: Area
+    origin: Area | None  # None: a carrier shipment whose device leg names no origin
     destination: Area
     limits: dict[str, Limit] = field(default_factory=dict)
     corridor: tuple[float, BaseGeometry, BaseGeometry] | None = None
@@ -139,6 +139,7 @@ class ExceptionOp:
     since: datetime
     reason: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    code: str = ""  # its exception code; empty: the one its kind implies (detector_code)
 
 
 @dataclass(slots=True)

@@ -34,7 +34,7 @@ from ingest.tracking import (
 from shiptrack.db import tracking_sql as q
 from shiptrack.events import Event
 from shiptrack.geofences import GeofenceError, corridor_shape, parse_feature
-from shiptrack.shipments import ShipmentError, parse_limits
+from shiptrack.shipments import ShipmentError, detector_code, parse_limits
 
 log = logging.getLogger("shiptrack.ingest")
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -148,7 +148,7 @@ class TrackingStore:
              promised_by, at_risk, announced, created) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
                                                                  f"{sid}:destination")
-            if o is None or d is None:
+            if (o is None and origin is not None) or d is None:
                 log.warning("shipment %s has no usable origin/destination; skipped", sid)
                 continue
             try:
@@ -197,7 +197,8 @@ class TrackingStore:
             written.events = _insert_events(cur, events)
             for op in outcome.exceptions:
                 params = {"shipment_id": op.shipment_id, "kind": op.kind, "since": op.since,
-                          "reason": op.reason, "data": Jsonb(op.data)}
+                          "reason": op.reason, "data": Jsonb(op.data),
+                          "code": op.code or detector_code(op.kind)}
                 cur.execute(q.OPEN_EXCEPTION if op.open else q.CLOSE_EXCEPTION, params)
             if outcome.states:
                 cur.executemany(q.UPSERT_STATE, [
@@ -213,12 +214,18 @@ class TrackingStore:
         with self.conn.cursor() as cur:
             if outcome.rows:
                 cur.execute(q.UPDATE_ETAS, outcome.row_arrays())
+            for e in outcome.events:  # at risk: an open exception with code ``delayed``
+                if e.shipment_id and e.type in ("shipment.at_risk", "shipment.at_risk_cleared"):
+                    cur.execute(q.OPEN_EXCEPTION if e.type == "shipment.at_risk"
+                                else q.CLOSE_EXCEPTION, {
+                        "shipment_id": e.shipment_id, "kind": "eta.at_risk", "since": e.ts,
+                        "reason": f"may arrive after the promised {e.data.get('promised_by')}",
+                        "data": Jsonb(e.data), "code": "delayed"})
             return _insert_events(cur, outcome.events)
 
     def _milestone(self, cur: psycopg.Cursor[tuple[Any, ...]], op: MilestoneOp) -> bool:
-        cur.execute(q.RECORD_MILESTONE, {
-            "shipment_id": op.shipment_id, "kind": op.kind, "ts": op.ts, "source": op.source,
-            "data": Jsonb(op.data), "is_status": op.kind != "hub"})
+        cur.execute(q.RECORD_MILESTONE, q.milestone_params(op.shipment_id, op.kind, op.ts,
+                                                           op.source, op.data))
         return cur.fetchone() is not None
 
 

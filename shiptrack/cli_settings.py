@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
 
 ALIASES = {"http_host": ("--host",), "http_port": ("--port",)}
-SECRET_FIELDS = frozenset(("admin_token",))
+SECRET_FIELDS = frozenset(n for n in Settings.model_fields if n == "admin_token" or "secret" in n)
 _SCALARS = (bool, int, float, str)
 
 
@@ -35,6 +36,15 @@ def flag(name: str) -> str:
 
 def env_name(name: str) -> str:
     return "SHIPTRACK_" + name.upper()
+
+
+def is_json(info: FieldInfo) -> bool:
+    """A structured setting (a dict or list): given as JSON text, like its variable."""
+    annotation = info.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return typing.get_origin(annotation) in (dict, list) or annotation in (dict, list)
 
 
 def _cli_type(info: FieldInfo) -> tuple[type, str]:
@@ -52,7 +62,8 @@ def _cli_type(info: FieldInfo) -> tuple[type, str]:
 
 def _option(name: str, info: FieldInfo) -> inspect.Parameter:
     kind, hint = _cli_type(info)
-    default = "" if name in SECRET_FIELDS or info.default is None else f" (default: {info.default})"
+    value = info.get_default(call_default_factory=True)
+    default = "" if name in SECRET_FIELDS or value in (None, {}, []) else f" (default: {value})"
     help_text = f"{info.description or name.replace('_', ' ')}{hint}; overrides " \
                 f"{env_name(name)}{default}"
     decls = (flag(name), *ALIASES.get(name, ()))
@@ -67,6 +78,13 @@ def _option(name: str, info: FieldInfo) -> inspect.Parameter:
 def build_settings(overrides: dict[str, Any]) -> Settings:
     """Settings from the environment with the flags given; ConfigError (one line) if bad."""
     values = {k: v for k, v in overrides.items() if v is not None}
+    for name, value in values.items():
+        if isinstance(value, str) and is_json(Settings.model_fields[name]):
+            try:
+                values[name] = json.loads(value)
+            except ValueError as exc:
+                raise ConfigError(f"bad setting {flag(name)} / {env_name(name)}: not JSON "
+                                  f"({exc})") from exc
     try:
         return Settings(**values)
     except ValidationError as exc:

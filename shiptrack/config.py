@@ -6,7 +6,7 @@ A ``None`` URL means "use the embedded server" (``shiptrack up``); the services 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -110,6 +110,29 @@ class Settings(BaseSettings):
         default=None,
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
+
+    # Parcel carriers (issue 14): webhook secrets, karrio accounts, polling.
+    carrier_secret_easypost: str | None = Field(
+        default=None, description="EasyPost webhook secret: pushes must carry X-Hmac-Signature"
+    )
+    carrier_secret_aftership: str | None = Field(
+        default=None, description="AfterShip webhook secret: pushes must carry "
+        "aftership-hmac-sha256"
+    )
+    carrier_accounts: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='JSON: {"<carrier>": {"connector": "<karrio connector>", <its credentials>,'
+        ' "server_url"?, "requests_per_minute"?}}; shipments of these carriers are polled',
+    )
+    carrier_poll_s: float = Field(
+        default=1800.0, gt=0, description="poll interval of a shipment under way (x4 before "
+        "pickup, /2 at the door)"
+    )
+
+    def carrier_secret(self, provider: str) -> str | None:
+        """``SHIPTRACK_CARRIER_SECRET_<PROVIDER>``, or None."""
+        value = getattr(self, f"carrier_secret_{provider}", None)
+        return value if isinstance(value, str) and value else None
 
 
 def load_settings(**overrides: object) -> Settings:

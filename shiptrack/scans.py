@@ -13,8 +13,9 @@ from typing import Any
 import msgspec
 
 from shiptrack.decode import MAX_RAW_KEPT, Invalid, load_json, parse_ts
+from shiptrack.events import SHIPMENT_EXCEPTION, Event, make_event
 from shiptrack.fix import Rejection
-from shiptrack.shipments import SCAN_KINDS
+from shiptrack.shipments import SCAN, SCAN_KINDS
 
 MAX_REF = 200
 
@@ -23,7 +24,7 @@ class Scan(msgspec.Struct, kw_only=True):
     scanner_id: str
     ts: datetime
     shipment_ref: str
-    kind: str  # pickup | hub | delivery
+    kind: str  # a key of shiptrack.shipments.SCAN_KINDS
     lat: float | None = None
     lon: float | None = None
     topic: str = ""
@@ -64,6 +65,27 @@ def validate_scan(scanner_id: str, obj: Any, now: datetime) -> Scan:
         raise Invalid("missing_field", "give both lat and lon, or neither")
     return Scan(scanner_id=scanner_id, ts=ts, shipment_ref=ref.strip(), kind=str(kind),
                 lat=lat, lon=lon)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanException:
+    """What a ``damaged`` or ``lost`` scan raises: an open exception and its event."""
+
+    kind: str  # shipment_exceptions.kind
+    code: str
+    reason: str
+    event: Event
+
+
+def scan_exception(scan: Scan, shipment_id: str, device_id: str | None,
+                   data: dict[str, Any]) -> ScanException:
+    code = SCAN_KINDS[scan.kind]
+    reason = f"{code} (scan by {scan.scanner_id})"
+    event = make_event(SHIPMENT_EXCEPTION, scan.ts, device_id=device_id,
+                       shipment_id=shipment_id, discriminator=code + scan.scanner_id,
+                       data={"code": code, "reason": reason, "kind": "scan", "source": SCAN,
+                             **data})
+    return ScanException(f"scan:{code}", code, reason, event)
 
 
 def decode_scans(scanner_id: str, topic: str, payload: bytes, now: datetime,

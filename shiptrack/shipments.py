@@ -1,8 +1,14 @@
-"""The shipment lifecycle: statuses in order, places, sensor limits. Pure, shared by the API
-(validation) and ingest (the milestone engine).
+"""The shipment lifecycle: statuses and their allowed transitions, exception codes,
+milestone sources, places, sensor limits. Pure, shared by the API (validation), ingest
+(the milestone engine) and the carrier updates.
 
-Statuses only move forward: ``created < picked_up < in_transit < out_for_delivery <
-delivered``. A milestone is a status reached (once) or a hub scan (``hub``, any number).
+Statuses (SPEC): ``created -> picked_up -> in_transit -> out_for_delivery -> delivered``,
+and ``attempt_failed`` / ``available_for_pickup`` (both may return to
+``out_for_delivery``), ``returned_to_sender`` and ``cancelled``. ``TRANSITIONS`` is the one
+definition of which status may follow which (docs/CARRIERS.md draws it, checked by a
+test); every door (fixes, scans, PATCH, carriers) and the guarded SQL statement use it.
+``delivered``, ``returned_to_sender`` and ``cancelled`` are final. A milestone is a status
+reached or a hub scan (``hub``, any number).
 
 Sensor limits, per shipment: ``{"<sensor key>": {"min": x, "max": y, "for_s": s}}`` where
 the key is one of the fix's ``sensors`` (``temperature_c``, ``humidity_pct``,
@@ -18,12 +24,49 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-STATUSES = ("created", "picked_up", "in_transit", "out_for_delivery", "delivered")
-RANK = {s: i for i, s in enumerate(STATUSES)}
+STATUSES = ("created", "picked_up", "in_transit", "out_for_delivery", "delivered",
+            "attempt_failed", "available_for_pickup", "returned_to_sender", "cancelled")
+FINAL = frozenset(("delivered", "returned_to_sender", "cancelled"))
+_AT_DOOR = frozenset(("attempt_failed", "available_for_pickup"))
+# status -> the statuses that may follow it (skipping ahead is allowed, going back is not,
+# but for the two ways back to out_for_delivery)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset(STATUSES) - {"created"},
+    "picked_up": frozenset(("in_transit", "out_for_delivery")) | _AT_DOOR | FINAL,
+    "in_transit": frozenset(("out_for_delivery",)) | _AT_DOOR | FINAL,
+    "out_for_delivery": _AT_DOOR | FINAL,
+    "attempt_failed": frozenset(("out_for_delivery", "available_for_pickup")) | FINAL,
+    "available_for_pickup": frozenset(("out_for_delivery",)) | FINAL,
+    "delivered": frozenset(), "returned_to_sender": frozenset(), "cancelled": frozenset(),
+}
+# how far along a status is (a hub scan before in_transit also makes it in_transit)
+RANK = {"created": 0, "picked_up": 1, "in_transit": 2, "out_for_delivery": 3,
+        "attempt_failed": 3, "available_for_pickup": 3, "delivered": 4,
+        "returned_to_sender": 4, "cancelled": 4}
 HUB = "hub"
-SOURCES = ("geofence", "scan", "manual")
-SCAN_KINDS = {"pickup": "picked_up", "hub": HUB, "delivery": "delivered"}
-IN_TRANSIT = frozenset(("picked_up", "in_transit", "out_for_delivery"))
+# where a milestone came from (``milestones[].source`` and the event's ``data.source``)
+DEVICE, SCAN, API, CARRIER = "device", "scan", "api", "carrier"
+SOURCES = (DEVICE, SCAN, API, CARRIER)
+SCAN_KINDS = {"pickup": "picked_up", "hub": HUB, "delivery": "delivered",
+              "out_for_delivery": "out_for_delivery", "attempt_failed": "attempt_failed",
+              "available_for_pickup": "available_for_pickup",
+              "returned": "returned_to_sender", "damaged": "damaged", "lost": "lost"}
+# under way: picked up and not yet at a final status (the detectors watch these)
+IN_TRANSIT = frozenset(("picked_up", "in_transit", "out_for_delivery")) | _AT_DOOR
+
+# open exceptions a final status closes (sensor excursions stay, a record for the receiver)
+CLEARED_WHEN_FINAL = ("device.offline", "device.long_stop", "route.deviation", "eta.at_risk")
+
+EXCEPTION_CODES = ("delayed", "lost", "damaged", "address_issue", "refused", "customs_hold",
+                   "weather", "sensor_excursion", "offline", "route_deviation", "long_stop",
+                   "other")
+# scan kinds that raise an exception instead of moving the status
+SCAN_EXCEPTIONS = frozenset(("damaged", "lost"))
+# the exception code of each kind of open exception (``shipment_exceptions.kind``, up to
+# its ``:``); kinds raised by scans, PATCH and carriers carry their own code
+DETECTOR_CODES = {"device.offline": "offline", "sensor.excursion": "sensor_excursion",
+                  "route.deviation": "route_deviation", "device.long_stop": "long_stop",
+                  "eta.at_risk": "delayed"}
 
 SENSOR_KEY_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 INSTANT_SENSORS = frozenset(("shock_g",))
@@ -37,6 +80,32 @@ class ShipmentError(ValueError):
 
 def rank(status: str) -> int:
     return RANK[status]
+
+
+def can_move(status: str, to: str) -> bool:
+    """Whether a shipment at ``status`` may move to ``to`` (``TRANSITIONS``)."""
+    return to in TRANSITIONS.get(status, frozenset())
+
+
+def preceding(to: str) -> list[str]:
+    """The statuses from which ``to`` may be reached (a hub scan: any but the final ones)."""
+    if to == HUB:
+        return [s for s in STATUSES if s not in FINAL]
+    return [s for s in STATUSES if can_move(s, to)]
+
+
+def transitions_mermaid() -> str:
+    """``TRANSITIONS`` as a Mermaid state diagram (docs/CARRIERS.md holds this text)."""
+    lines = ["stateDiagram-v2", "    [*] --> created"]
+    for status in STATUSES:
+        lines += [f"    {status} --> {to}" for to in STATUSES if to in TRANSITIONS[status]]
+    lines += [f"    {status} --> [*]" for status in STATUSES if status in FINAL]
+    return "\n".join(lines)
+
+
+def detector_code(kind: str) -> str:
+    """The exception code of an open exception's kind (``other`` when it names none)."""
+    return DETECTOR_CODES.get(kind.split(":", 1)[0], "other")
 
 
 @dataclass(frozen=True, slots=True)

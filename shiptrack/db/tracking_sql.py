@@ -1,11 +1,14 @@
 """Named SQL of tracking, shared by ingest (sync psycopg) and the API (async): the writes
 that must behave the same whoever makes them.
 
-- A milestone is recorded only if it moves the shipment forward (statuses) or the
-  shipment is not delivered (hub scans), in one statement with the status change, so
-  that ingest and the API racing on one shipment can never move it backwards or record a
-  milestone twice; ``RETURNING`` says whether it happened (and so whether its event is
-  stored).
+- A milestone is recorded only if the shipment's status may move to it
+  (``shiptrack.shipments.TRANSITIONS``: ``after`` is the list of statuses it may follow,
+  from ``preceding``) or, for a hub scan, the shipment is not final; and never twice for
+  the same time, nor a status again at or before a time it was already reached (a late or
+  replayed signal). A status milestone is dated no earlier than the previous status
+  milestone (``created`` aside). All in one statement with the status change, so that
+  ingest, the API and carrier updates racing on one shipment can never break the rules;
+  ``RETURNING`` says whether it happened (and so whether its event is stored) and its time.
 - Nothing older than the shipment's ``created_at`` is a milestone of it: its timeline
   starts with ``created``.
 - Events are inserted in the given order (``seq``) and a duplicate ``id`` is dropped.
@@ -13,28 +16,54 @@ that must behave the same whoever makes them.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from shiptrack.shipments import FINAL, HUB, preceding
+
+# SQL list of the final statuses, from the one definition
+FINAL_SQL = ", ".join(f"'{s}'" for s in sorted(FINAL))
+
 # A timeline's order: by time, ``created`` first among equals, then as recorded.
 MILESTONE_ORDER = "m.ts, m.kind <> 'created', m.id"
 
 RECORD_MILESTONE = """
-WITH moved AS (
+WITH prev AS (
+    SELECT max(m.ts) AS ts FROM shipment_milestones m
+     WHERE m.shipment_id = %(shipment_id)s AND m.kind NOT IN ('created', 'hub')
+), moved AS (
     UPDATE shipments
        SET status = CASE WHEN %(is_status)s THEN %(kind)s ELSE status END,
            delivered_at = CASE WHEN %(is_status)s AND %(kind)s = 'delivered'
-                               THEN %(ts)s ELSE delivered_at END,
+                               THEN greatest(%(ts)s, (SELECT ts FROM prev))
+                               ELSE delivered_at END,
            updated_at = now()
      WHERE id = %(shipment_id)s
        AND created_at <= %(ts)s
-       AND CASE WHEN %(is_status)s
-                THEN shiptrack_status_rank(status) < shiptrack_status_rank(%(kind)s)
-                ELSE status <> 'delivered' END
+       AND status = ANY(%(after)s::text[])
+       AND NOT EXISTS (SELECT 1 FROM shipment_milestones m
+                        WHERE m.shipment_id = %(shipment_id)s AND m.kind = %(kind)s
+                          AND (m.ts = %(ts)s OR (%(is_status)s AND m.ts > %(ts)s)))
     RETURNING id
 )
 INSERT INTO shipment_milestones (shipment_id, kind, ts, source, data)
-SELECT id, %(kind)s, %(ts)s, %(source)s, %(data)s FROM moved
+SELECT id, %(kind)s,
+       CASE WHEN %(is_status)s THEN greatest(%(ts)s, (SELECT ts FROM prev)) ELSE %(ts)s END,
+       %(source)s, %(data)s FROM moved
 ON CONFLICT DO NOTHING
-RETURNING shipment_id
+RETURNING shipment_id, ts
 """
+
+
+
+def milestone_params(shipment_id: str, kind: str, ts: datetime, source: str,
+                     data: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of ``RECORD_MILESTONE`` (the transition rule comes from here)."""
+    return {"shipment_id": shipment_id, "kind": kind, "ts": ts, "source": source,
+            "data": Jsonb(data), "is_status": kind != HUB, "after": preceding(kind)}
+
 
 INSERT_EVENTS = """
 INSERT INTO events (id, ts, type, device_id, shipment_id, geofence_id, data)
@@ -48,10 +77,11 @@ RETURNING id
 """
 
 OPEN_EXCEPTION = """
-INSERT INTO shipment_exceptions (shipment_id, kind, since, reason, data)
-SELECT %(shipment_id)s, %(kind)s, %(since)s, %(reason)s, %(data)s
+INSERT INTO shipment_exceptions (shipment_id, kind, since, reason, data, code)
+SELECT %(shipment_id)s, %(kind)s, %(since)s, %(reason)s, %(data)s, %(code)s
 WHERE EXISTS (SELECT 1 FROM shipments WHERE id = %(shipment_id)s)
-ON CONFLICT (shipment_id, kind) DO UPDATE SET reason = excluded.reason, data = excluded.data
+ON CONFLICT (shipment_id, kind) DO UPDATE SET reason = excluded.reason, data = excluded.data,
+                                              code = excluded.code
 """
 
 CLOSE_EXCEPTION = """
@@ -70,7 +100,7 @@ SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.rout
          WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts,
        s.promised_by, s.at_risk, s.eta_announced, s.created_at
 FROM shipments s
-WHERE s.status <> 'delivered'
+WHERE s.status NOT IN (""" + FINAL_SQL + """) AND s.device_id IS NOT NULL
 ORDER BY s.id
 """
 
@@ -83,7 +113,7 @@ UPDATE shipments s
   FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
               %s::float8[], %s::bool[], %s::timestamptz[])
        AS u (id, eta, eta_low, eta_high, remaining_m, at_risk, announced)
- WHERE s.id = u.id AND s.status <> 'delivered'
+ WHERE s.id = u.id AND s.status NOT IN (""" + FINAL_SQL + """)
 """
 
 KNOWN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%s)"

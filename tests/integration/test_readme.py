@@ -28,6 +28,7 @@ import pytest
 import typer
 
 from shiptrack.cli import app
+from shiptrack.cli_settings import SECRET_FIELDS
 from shiptrack.config import Settings
 from shiptrack.embedded import free_port
 from tests.helpers import wait_for
@@ -76,6 +77,8 @@ def sample(name: str) -> Any:
         return "postgresql://u@db.example/x"
     if name.endswith("_url") and "mqtt" in name:
         return "mqtt://broker.example:1884"
+    if typing.get_origin(info.annotation) is dict:
+        return {"dhl": {"connector": "dhl_universal"}}
     if typing.get_origin(info.annotation) is Literal:
         return next(v for v in kind if v != info.default)
     if bool in kind:
@@ -105,13 +108,14 @@ def test_every_documented_setting_has_a_field_and_a_flag() -> None:
         if isinstance(value, bool):
             argv.append(f"--{'' if value else 'no-'}{name.replace('_', '-')}")
         else:
-            argv += [f"--{name.replace('_', '-')}", str(value)]
+            text = json.dumps(value) if isinstance(value, dict) else str(value)
+            argv += [f"--{name.replace('_', '-')}", text]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
     done = subprocess.run([*SHIPTRACK, *argv], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
-    expected["admin_token"] = "***"
+    expected |= {name: "***" for name in SECRET_FIELDS}
     assert shown == expected
     bad = subprocess.run([*SHIPTRACK, "settings", "--at-risk-basis", "never"], env=env,
                          capture_output=True, text=True, timeout=60)

@@ -146,8 +146,8 @@ def test_a_trip_through_origin_corridor_and_destination(settings: Settings,
         assert shipment["status"] == "delivered"
         # in time order, "created" first (created_at: a minute before this replayed trip)
         assert [(m["kind"], m["source"]) for m in shipment["milestones"]] == [
-            ("created", "manual"), ("picked_up", "geofence"), ("in_transit", "geofence"),
-            ("out_for_delivery", "geofence"), ("delivered", "geofence")]
+            ("created", "api"), ("picked_up", "device"), ("in_transit", "device"),
+            ("out_for_delivery", "device"), ("delivered", "device")]
         assert [m["ts"] for m in shipment["milestones"]] == [
             iso(at(-60)), iso(at(600)), iso(at(690)), iso(at(2670)), iso(at(3570))]
         assert shipment["delivered_at"] == iso(at(3570))
@@ -263,7 +263,7 @@ def test_scans_over_mqtt_are_milestones(settings: Settings, http: httpx.Client) 
     shipment = http.get(f"/api/v1/shipments/{ships['van-1']}").json()
     assert [(m["kind"], m["source"], m["data"].get("scanner_id")) for m in
             shipment["milestones"]] == [
-        ("created", "manual", None), ("picked_up", "scan", "dock-1"),
+        ("created", "api", None), ("picked_up", "scan", "dock-1"),
         ("in_transit", "scan", "dock-1"), ("hub", "scan", "dock-1"),
         ("delivered", "scan", "dock-2")]
     reasons = sorted(r[0] for r in query(settings.database_url,
@@ -318,11 +318,19 @@ def test_each_exception_fires_and_resolves(settings: Settings, http: httpx.Clien
                                               "SELECT count(*) FROM devices WHERE last_ts ="
                                               " %s", (ts,))[0][0] == 1)
             watch()
-    got = [(t, s) for t, s, _ in story(settings, "reefer-1") if t != "shipment.milestone"]
+    got = [(t, s) for t, s, _ in story(settings, "reefer-1") if not t.startswith("shipment.")]
     assert got == [("geofence.enter", 0), ("geofence.exit", 60),
                    ("sensor.excursion", 300), ("sensor.excursion_resolved", 420),
                    ("route.deviation", 600), ("route.deviation_resolved", 720),
                    ("device.long_stop", 1380), ("device.long_stop_resolved", 1560)]
+    codes = http.get(f"/api/v1/events?shipment_id={sid}&type=shipment.exception&order=asc"
+                     ).json()["items"]
+    assert [e["data"]["code"] for e in codes] == ["sensor_excursion", "route_deviation",
+                                                  "long_stop"]
+    cleared = http.get(f"/api/v1/events?shipment_id={sid}&type=shipment.exception_cleared"
+                       "&order=asc").json()["items"]
+    assert [(e["data"]["cleared"][0]["code"], e["data"]["source"]) for e in cleared] == [
+        ("sensor_excursion", "device"), ("route_deviation", "device"), ("long_stop", "device")]
     reasons = [f["exception_reason"] for f in flagged]
     assert any(r and r.startswith("temperature_c 11 outside 2..8") for r in reasons), reasons
     assert any(r and r.startswith("off the planned route by") for r in reasons), reasons
@@ -340,8 +348,9 @@ def test_offline_sweep_and_back_online(settings: Settings, http: httpx.Client) -
     def now_fix() -> bytes:
         return json.dumps({"ts": iso(datetime.now(UTC)), "lat": 51.0, "lon": 10.0}).encode()
 
-    def types() -> list[str]:
-        return [t for t, _, _ in story(settings, "tracker-7")]
+    def types() -> list[str]:  # (each also a shipment.exception*: test_statuses checks them)
+        return [t for t, _, _ in story(settings, "tracker-7")
+                if not t.startswith("shipment.exception")]
 
     with running_ingest(cfg):
         publish(settings.mqtt_url or "", [(topic(settings, "tracker-7"), now_fix())])

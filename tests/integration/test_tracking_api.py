@@ -188,8 +188,8 @@ def test_shipment_lifecycle_over_rest(http: httpx.Client, settings: Settings) ->
         r = http.patch(f"/api/v1/shipments/{ship['id']}", json={"status": "delivered"})
         assert r.json()["status"] == "delivered" and r.json()["delivered_at"] is not None
         assert [(m["kind"], m["source"]) for m in r.json()["milestones"]] == [
-            ("created", "manual"), ("picked_up", "scan"), ("in_transit", "scan"),
-            ("hub", "scan"), ("delivered", "manual")]
+            ("created", "api"), ("picked_up", "scan"), ("in_transit", "scan"),
+            ("hub", "scan"), ("delivered", "api")]
         r = http.patch(f"/api/v1/shipments/{ship['id']}", json={"status": "in_transit"})
         assert r.status_code == 409 and r.json()["error"]["code"] == "status_backwards"
         assert scan("hub", 4).json()["recorded"] == []  # delivered

