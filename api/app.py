@@ -21,9 +21,11 @@ from api import (
     routes_devices,
     routes_events,
     routes_geofences,
+    routes_notify_pages,
     routes_owntracks,
     routes_scans,
     routes_shipments,
+    routes_subscriptions,
     routes_tokens,
     routes_track,
     routes_webhooks,
@@ -36,6 +38,7 @@ from api.carrier_poller import CarrierPoller
 from api.hub import Hub
 from api.live_feed import LiveFeed
 from api.mqtt_publisher import MqttPublisher
+from api.notify_worker import NotificationWorker
 from api.schemas import Health
 from api.shutdown import close_streams_on_signal
 from api.webhooks import WebhookWorker
@@ -74,9 +77,17 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         schema = asyncio.create_task(ensure_schema(app, database_url), name="migrate")
         hub: Hub = app.state.hub
         worker = WebhookWorker(pool, settings)
-        hub.on_event = worker.poke
+        notifier = NotificationWorker(pool, settings)
+        app.state.notifier = notifier
+
+        def on_event() -> None:
+            worker.poke()
+            notifier.poke()
+
+        hub.on_event = on_event
         tasks = [schema, asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
-                 asyncio.create_task(worker.run(), name="webhook-worker")]
+                 asyncio.create_task(worker.run(), name="webhook-worker"),
+                 asyncio.create_task(notifier.run(), name="notification-worker")]
         if carrier_accounts:
             poller = CarrierPoller(pool, settings, carrier_accounts, app)
             tasks.append(asyncio.create_task(poller.run(), name="carrier-poller"))
@@ -115,6 +126,8 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
     app.include_router(routes_carriers.router)
+    app.include_router(routes_subscriptions.router)
+    app.include_router(routes_notify_pages.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)

@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.pagination import decode_cursor, encode_cursor
+from api.subscriptions_io import checked_all, insert_all
 from api.tracking_io import bump_shipments, publish_events, record_milestone, store_events
 from api.tracking_schemas import (
     ExceptionCode,
@@ -157,6 +158,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         raise ApiError(422, "device_id and origin are required unless the shipment has a "
                             "carrier and carrier_tracking_number")
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
+    wanted = checked_all(body.subscriptions)
     now = created_at(body)
     sid = new_id("shp", now)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
@@ -188,12 +190,15 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
                                                   "reference": body.reference,
                                                   "status": "created"},
                            discriminator="created")
+        subscriptions = await insert_all(cur, sid, body.reference, wanted)
         stored = await store_events(cur, [event])
         await bump_shipments(cur)
         row = await fetch_shipment(cur, sid)
     await publish_events(request.app, stored)
     assert row is not None
-    return shipment_from_row(request, row)
+    created = shipment_from_row(request, row)
+    created.subscriptions = subscriptions
+    return created
 
 
 @router.get("/shipments", response_model=ShipmentList, summary="Shipments, newest first")

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TILES = "https://tile.openstreetmap.org"
 SAFE_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
-PAGE_PREFIXES = ("/t/", "/static/")
+PAGE_PREFIXES = ("/t/", "/static/", "/n/")
 
 COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 

@@ -74,6 +74,8 @@ class ShipmentCreate(BaseModel):
     carrier: str | None = Field(None, pattern=CARRIER,
                                 description="parcel carrier: dhl, ups, usps, fedex, ...")
     carrier_tracking_number: str | None = Field(None, pattern=TRACKING_NUMBER)
+    subscriptions: list[dict[str, Any]] | None = Field(
+        None, description="consignee notifications, as POST .../subscriptions takes them")
 
 
 class ShipmentPatch(BaseModel):
@@ -155,6 +157,9 @@ class Shipment(BaseModel):
     delivered_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    subscriptions: list[Any] | None = Field(
+        None, description="in the answer to a POST that gave subscriptions: them, with a "
+                          "webhook channel's secret (GET .../subscriptions lists them)")
 
 
 class ShipmentList(BaseModel):

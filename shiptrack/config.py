@@ -111,6 +111,33 @@ class Settings(BaseSettings):
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
+    # Notifications (issue 15): consignee subscriptions, outbox, channels (docs/DESIGN.md).
+    smtp_url: str | None = Field(
+        default=None,
+        description="smtp://[user:pass@]host[:port] (?starttls=true) or smtps://; unset: "
+        "e-mails wait in the outbox",
+    )
+    mail_from: str = Field(default="shiptrack <shiptrack@localhost>",
+                           description="From: of notification e-mails")
+    notify_templates_dir: str | None = Field(
+        default=None, description="directory whose templates override the built-in ones")
+    sms_url: str = Field(default="https://api.twilio.com",
+                         description="base URL of the Twilio Messages API (or compatible)")
+    sms_account_sid: str | None = None
+    sms_auth_token: str | None = None
+    sms_from: str | None = Field(default=None, description="sender number of SMS")
+    notify_eta_change_minutes: float = Field(
+        default=60.0, gt=0, description="eta_changed notification when the ETA moved this much")
+    notify_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0)
+    notify_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    notify_give_up_hours: float = Field(
+        default=72.0, gt=0, description="a recipient refusing temporarily this long: given up")
+    notify_confirm_days: float = Field(
+        default=7.0, gt=0, description="a customer's sign-up not confirmed this long ends")
+    notify_signups_per_hour: int = Field(
+        default=10, ge=1, description="customer-page sign-ups per client address per hour")
+
     # Parcel carriers (issue 14): webhook secrets, karrio accounts, polling.
     carrier_secret_easypost: str | None = Field(
         default=None, description="EasyPost webhook secret: pushes must carry X-Hmac-Signature"

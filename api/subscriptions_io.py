@@ -1,0 +1,102 @@
+"""Storing subscriptions, for every door they come in by: ``POST .../subscriptions``,
+``subscriptions`` on ``POST /api/v1/shipments`` and the customer page's sign-up."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from psycopg import AsyncCursor
+from psycopg.types.json import Jsonb
+
+from api.errors import ApiError
+from api.notify_schemas import Subscription
+from api.webhooks import new_secret
+from shiptrack.events import new_id
+from shiptrack.notify.subscription import (
+    CHANNELS,
+    SubscriptionError,
+    SubscriptionSpec,
+    parse_subscription,
+)
+
+COLUMNS = ("id, shipment_id, channel, address, language, timezone, quiet_start, quiet_end,"
+           " notify, state, source, failures, last_error, created_at, confirmed_at,"
+           " ended_at, ended_reason")
+MAX_PER_SHIPMENT = 50
+
+
+def checked(obj: Any, where: str = "", channels: tuple[str, ...] = CHANNELS
+            ) -> SubscriptionSpec:
+    """A subscription object checked, or a 422 naming the field (prefixed by ``where``)."""
+    try:
+        return parse_subscription(obj, channels=channels)
+    except SubscriptionError as exc:
+        raise ApiError(422, f"{where}{exc}") from exc
+
+
+def as_model(row: dict[str, Any], show_secret: bool = False) -> Subscription:
+    """The API's view of a row (the webhook secret only when asked: at creation)."""
+    quiet = None
+    if row["quiet_start"] is not None and row["quiet_end"] is not None:
+        quiet = {"start": row["quiet_start"].strftime("%H:%M"),
+                 "end": row["quiet_end"].strftime("%H:%M")}
+    fields = {k: v for k, v in row.items() if k not in ("quiet_start", "quiet_end", "secret")}
+    return Subscription(**fields, quiet_hours=quiet,
+                        secret=row.get("secret") if show_secret else None)
+
+
+async def insert(cur: AsyncCursor[Any], shipment_id: str, reference: str,
+                 spec: SubscriptionSpec, *, source: str = "api"
+                 ) -> tuple[dict[str, Any] | None, str | None]:
+    """Store one subscription (state ``active``, or ``pending`` with a confirmation mail
+    queued for a customer's sign-up). Returns (row, confirm token); the row is None when
+    the same address already has a live subscription to this shipment."""
+    await cur.execute("SELECT count(*) AS n FROM subscriptions WHERE shipment_id = %s"
+                      " AND state IN ('pending', 'active')", (shipment_id,))
+    if int((await cur.fetchone() or {"n": 0})["n"]) >= MAX_PER_SHIPMENT:
+        raise ApiError(422, f"subscriptions: at most {MAX_PER_SHIPMENT} per shipment")
+    pending = source == "customer"
+    confirm = secrets.token_urlsafe(32) if pending else None
+    await cur.execute(
+        f"INSERT INTO subscriptions (id, shipment_id, channel, address, language, timezone,"
+        f" quiet_start, quiet_end, notify, state, source, secret, unsubscribe_token,"
+        f" confirm_hash, start_seq)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        f"         (SELECT coalesce(max(seq), 0) FROM events))"
+        f" ON CONFLICT DO NOTHING RETURNING {COLUMNS}, secret",
+        (new_id("sub"), shipment_id, spec.channel, spec.address, spec.language,
+         spec.timezone, spec.quiet_start, spec.quiet_end, list(spec.notify),
+         "pending" if pending else "active", source,
+         new_secret() if spec.channel == "webhook" else None, secrets.token_urlsafe(32),
+         hashlib.sha256(confirm.encode()).digest() if confirm else None))
+    row: dict[str, Any] | None = await cur.fetchone()
+    if row is not None and confirm is not None:
+        await cur.execute(
+            "INSERT INTO notification_outbox (subscription_id, occurrence, kind, context,"
+            " next_attempt_at) SELECT %s, 'confirm', 'confirm', %s, now()",
+            (row["id"], Jsonb({"kind": "confirm", "reference": reference,
+                               "confirm_token": confirm})))
+    return row, confirm
+
+
+def checked_all(objs: list[Any] | None) -> list[SubscriptionSpec]:
+    """``subscriptions`` given with a shipment: each checked (422 names its index)."""
+    return [checked(obj, f"subscriptions[{i}].") for i, obj in enumerate(objs or [])]
+
+
+async def insert_all(cur: AsyncCursor[Any], shipment_id: str, reference: str,
+                     specs: list[SubscriptionSpec]) -> list[Subscription] | None:
+    """Store the subscriptions given with a new shipment (an address given twice once)."""
+    if not specs:
+        return None
+    made = [(await insert(cur, shipment_id, reference, spec))[0] for spec in specs]
+    return [as_model(row, show_secret=True) for row in made if row is not None]
+
+
+async def drop_pending(conn: Any, sub_id: str, why: str) -> None:
+    """An ended subscription's unsent messages are dropped (kept, with the reason)."""
+    await conn.execute("UPDATE notification_outbox SET failed_at = now(), last_error = %s"
+                       " WHERE subscription_id = %s AND sent_at IS NULL AND failed_at IS NULL",
+                       (why, sub_id))
