@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import (
     errors,
+    input_guard,
     routes_carriers,
     routes_devices,
     routes_events,
@@ -115,6 +116,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
     app.state.schema = "migrating"
     errors.install(app)
+    input_guard.install(app, settings.max_body_bytes)  # inside the security headers
     security.install(app, settings.cors_origins)
     app.include_router(routes_devices.router)
     app.include_router(routes_tokens.router)

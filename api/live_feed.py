@@ -13,6 +13,7 @@ import msgspec
 
 from api.hub import Hub
 from api.mqtt_publisher import broker_client
+from shiptrack.jsontree import MAX_DEPTH, depth_exceeds
 from shiptrack.mqtturl import MqttTarget
 from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS
 
@@ -33,11 +34,25 @@ def position_text(fix: dict[str, Any]) -> str:
 
 
 def dispatch(hub: Hub, topic: str, payload: bytes, prefix: str = "") -> int:
-    """Hand one live message to the hub; returns the number of items it carried."""
+    """Hand one live message to the hub; returns the number of items it carried. Never
+    raises: a message it cannot use (not JSON, too deep, odd items) is logged and
+    skipped, whatever it holds (docs/RELIABILITY.md)."""
+    try:
+        return _dispatch(hub, topic, payload, prefix)
+    except Exception as exc:
+        log.warning("ignoring a live message on %s that cannot be streamed (%s: %s)",
+                    topic[:200], type(exc).__name__, str(exc)[:200])
+        return 0
+
+
+def _dispatch(hub: Hub, topic: str, payload: bytes, prefix: str) -> int:
     try:
         data = _decoder.decode(payload)
     except msgspec.DecodeError:
-        log.warning("ignoring a live message that is not JSON on %s", topic)
+        log.warning("ignoring a live message that is not JSON on %s", topic[:200])
+        return 0
+    if depth_exceeds(data, MAX_DEPTH):
+        log.warning("ignoring a live message nested too deep on %s", topic[:200])
         return 0
     items = data if isinstance(data, list) else [data]
     name = topic[len(prefix):] if prefix and topic.startswith(prefix) else topic
@@ -72,39 +87,68 @@ def _str(value: Any) -> str | None:
 
 
 class LiveFeed:
+    """The task that feeds the hub. It survives any message (``dispatch`` never raises),
+    reconnects when the broker goes, and is restarted if it ever ends; ``connected`` is
+    False (and ``/readyz`` 503) whenever it is not subscribed."""
+
     def __init__(self, target: MqttTarget, hub: Hub, prefix: str = "") -> None:
         self.target = target
         self.hub = hub
         self.prefix = prefix
-        self.connected = False
+        self._subscribed = False
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self.restarts = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._subscribed and self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-feed")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._subscribed = False
+        if self._stopping:
+            return
+        error = None if task.cancelled() else task.exception()
+        log.error("the live feed stopped (%s); restarting it", error or "cancelled")
+        self.restarts += 1
+        self.start()
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        topics = [self.prefix + t for t in (LIVE_POSITIONS, LIVE_EVENTS, LIVE_ETA)]
         delay = 1.0
         while True:
             try:
-                async with broker_client(self.target, "feed") as client:
-                    for t in topics:
-                        await client.subscribe(t, qos=0)
-                    self.connected = True
-                    delay = 1.0
-                    log.info("live feed subscribed on %s", self.target.url)
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, bytes | bytearray):
-                            dispatch(self.hub, message.topic.value, bytes(payload), self.prefix)
+                await self._session()
+                log.warning("the live feed's subscription ended; resubscribing")
             except aiomqtt.MqttError as exc:
-                self.connected = False
                 log.warning("live feed lost the broker (%s); retrying in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+            except Exception:
+                log.exception("the live feed failed; restarting in %.0f s", delay)
+            finally:
+                if self._subscribed:
+                    delay = 1.0  # it was up: retry soon
+                self._subscribed = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def _session(self) -> None:
+        topics = [self.prefix + t for t in (LIVE_POSITIONS, LIVE_EVENTS, LIVE_ETA)]
+        async with broker_client(self.target, "feed") as client:
+            for t in topics:
+                await client.subscribe(t, qos=0)
+            self._subscribed = True
+            log.info("live feed subscribed on %s", self.target.url)
+            async for message in client.messages:
+                payload = message.payload
+                if isinstance(payload, bytes | bytearray):
+                    dispatch(self.hub, message.topic.value, bytes(payload), self.prefix)

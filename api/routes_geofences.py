@@ -18,7 +18,7 @@ from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
 from shiptrack.db.tracking_sql import FINAL_SQL
 from shiptrack.events import new_id
-from shiptrack.geofences import FenceSpec, GeofenceError, parse_feature
+from shiptrack.geofences import FenceSpec, GeofenceError, corridor_wkb, parse_feature
 
 router = APIRouter(prefix="/api/v1", tags=["geofences"])
 
@@ -38,7 +38,9 @@ SELECT count(*) FROM shipments WHERE status NOT IN (""" + FINAL_SQL + """)
 
 async def validated(body: dict[str, Any]) -> FenceSpec:
     try:
-        return await run_in_threadpool(parse_feature, body)  # corridors take a moment
+        # a corridor takes a moment (bounded by its cost budget): built here, once, and
+        # stored (shape_wkb) so that ingest never buffers it
+        return await run_in_threadpool(parse_feature, body)
     except GeofenceError as exc:
         raise ApiError(422, str(exc), "invalid_geometry") from exc
 
@@ -55,10 +57,10 @@ async def create_geofence(request: Request, _: Admin, body: FeatureBody) -> Geof
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"INSERT INTO geofences (id, name, kind, geometry, properties)"
-            f" VALUES (%s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+            f"INSERT INTO geofences (id, name, kind, geometry, properties, shape_wkb)"
+            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
             (new_id("gf"), spec.name, spec.kind, Jsonb(spec.geometry),
-             Jsonb(spec.properties)))
+             Jsonb(spec.properties), corridor_wkb(spec.shape)))
         row = await cur.fetchone()
     assert row is not None
     return as_geofence(row)
@@ -97,8 +99,9 @@ async def replace_geofence(request: Request, _: Admin, geofence_id: GeofenceId,
             conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
             f"UPDATE geofences SET name = %s, kind = %s, geometry = %s, properties = %s,"
-            f" updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
-            (spec.name, spec.kind, Jsonb(spec.geometry), Jsonb(spec.properties), geofence_id))
+            f" shape_wkb = %s, updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
+            (spec.name, spec.kind, Jsonb(spec.geometry), Jsonb(spec.properties),
+             corridor_wkb(spec.shape), geofence_id))
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, f"no geofence {geofence_id!r}")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Path, Query, Request
 from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Admin
 from api.errors import ApiError, error_responses
@@ -41,7 +42,7 @@ from shiptrack.events import (
     make_event,
     new_id,
 )
-from shiptrack.geofences import GeofenceError, parse_route
+from shiptrack.geofences import GeofenceError, corridor_shape, corridor_wkb, parse_route
 from shiptrack.shipments import (
     API,
     FINAL,
@@ -130,6 +131,31 @@ def checked_route(route: dict[str, Any] | None) -> dict[str, Any] | None:
         raise ApiError(422, str(exc), "invalid_geometry") from exc
 
 
+async def built_corridor(route: dict[str, Any] | None, width: float) -> bytes | None:
+    """A route's corridor, built here once (within the cost budget, else 422) and stored
+    (``route_corridor_wkb``), so that ingest never buffers it."""
+    if route is None:
+        return None
+    try:
+        shape = await run_in_threadpool(corridor_shape, route["coordinates"], width,
+                                        "route_corridor_m")
+    except GeofenceError as exc:
+        raise ApiError(422, f"route: {exc}", "invalid_geometry") from exc
+    return corridor_wkb(shape)
+
+
+async def patched_corridor(cur: AsyncCursor[Any], shipment_id: str, body: ShipmentPatch,
+                           given: set[str], default_m: float) -> bytes | None:
+    """The corridor of the route and width a PATCH leaves the shipment with."""
+    await cur.execute("SELECT route, route_corridor_m FROM shipments WHERE id = %s",
+                      (shipment_id,))
+    row = await cur.fetchone() or {}
+    route = checked_route(body.route) if "route" in given else row.get("route")
+    width = body.route_corridor_m if "route_corridor_m" in given else row.get(
+        "route_corridor_m")
+    return await built_corridor(route, float(width or default_m))
+
+
 def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str, Any]:
     try:
         return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
@@ -158,6 +184,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         raise ApiError(422, "device_id and origin are required unless the shipment has a "
                             "carrier and carrier_tracking_number")
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
+    corridor = await built_corridor(route, body.route_corridor_m or settings.route_corridor_m)
     wanted = checked_all(body.subscriptions)
     now = created_at(body)
     sid = new_id("shp", now)
@@ -170,14 +197,14 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         await cur.execute(
             "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
             " destination, promised_by, route, route_corridor_m, sensor_limits, carrier,"
-            " carrier_tracking_number, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " carrier_tracking_number, route_corridor_wkb, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
             (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
              None if origin is None else Jsonb(origin.as_json()),
              Jsonb(destination.as_json()), body.promised_by,
              None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits),
-             body.carrier, body.carrier_tracking_number, now))
+             body.carrier, body.carrier_tracking_number, corridor, now))
         ship = await cur.fetchone()
         if ship is None:
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
@@ -290,6 +317,9 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
                                                    or ship["no_origin"]):
             raise ApiError(422, "this shipment has no device_id or origin of its own: its "
                                 "carrier cannot be removed")
+        if "route" in given or "route_corridor_m" in given:
+            changes["route_corridor_wkb"] = await patched_corridor(
+                cur, shipment_id, body, given, request.app.state.settings.route_corridor_m)
         events: list[Event] = []
         if body.status is not None and body.status != ship["status"]:
             events += await set_status(cur, ship, body.status, now)

@@ -116,32 +116,58 @@ class Pipeline:
             self.eta.forget_alerts()
 
     def process(self, batch: list[Inbound]) -> None:
-        """Decode, store in one transaction, ack, publish. A batch the database refuses
-        for its content (not for being down) is retried message by message, and a
-        message it still refuses is dead-lettered: bad input never blocks the stream."""
+        """Decode, store in one transaction, ack, publish. A batch that fails for its
+        content (the database refuses it, or anything unexpected: not the database being
+        down) is retried message by message, and a message that still fails is
+        dead-lettered: bad input never blocks the stream (docs/RELIABILITY.md)."""
         try:
             self._process(batch)
-        except psycopg.Error as exc:
-            if is_transient(exc):
+        except Exception as exc:
+            if _transient(exc):
                 self.close()
                 raise
-            log.warning("database refused a batch (%s); retrying message by message", exc)
+            log.warning("a batch of %d messages failed (%s: %s); retrying message by "
+                        "message", len(batch), type(exc).__name__, _first_line(exc))
             for message in batch:
                 self._process_one(message)
 
     def _process_one(self, message: Inbound) -> None:
+        """One message; when it fails for its content, one dead letter for it
+        (``storage_refused``, or ``internal_error`` naming the exception) and an ack."""
         try:
             self._process([message])
-        except psycopg.Error as exc:
-            if is_transient(exc):
+            return
+        except Exception as exc:
+            if _transient(exc):
                 self.close()
                 raise
-            refused = Decoded()
-            refused.reject("storage_refused", str(exc).splitlines()[0][:500], message.topic,
-                           message.payload)
+            if isinstance(exc, psycopg.Error):
+                reason, detail = "storage_refused", _first_line(exc)
+            else:
+                log.error("unexpected error on a message on %s; dead-lettered",
+                          message.topic[:200], exc_info=exc)
+                reason, detail = "internal_error", f"{type(exc).__name__}: {_first_line(exc)}"
+        refused = Decoded()
+        refused.reject(reason, detail, message.topic, message.payload)
+        self._rollback()
+        try:
             self.connect().write([], [], refused.rejections)
-            self.source.ack([message])
-            metrics.REJECTED.labels("storage_refused").inc()
+        except Exception as exc:
+            if _transient(exc):
+                self.close()
+                raise
+            log.error("could not dead-letter a message on %s (%s); dropped",
+                      message.topic[:200], _first_line(exc))
+        self.source.ack([message])
+        metrics.REJECTED.labels(reason).inc()
+
+    def _rollback(self) -> None:
+        """Leave no failed transaction behind on the connection (an error inside one)."""
+        if self.store is not None and not self.store.conn.closed:
+            try:
+                self.store.conn.rollback()
+            except psycopg.Error:
+                self.close()
 
     def _process(self, batch: list[Inbound]) -> None:
         store = self.connect()
@@ -185,21 +211,37 @@ class Pipeline:
 
     def _track(self, tracking: TrackingStore, live: list[Fix], scans: list[Scan],
                now: datetime) -> Outcome:
-        """The tracker's outcome; a bug in it costs the batch its events, never the
-        positions (database errors propagate like the store's own)."""
+        """The tracker's outcome; a bug in it costs only the events and cached state of
+        the device (or scan) it failed on, never the positions, and never other devices'
+        events (database errors propagate like the store's own)."""
         try:
             return self.tracker.process(tracking, live, scans, now)
         except psycopg.Error:
             raise
         except Exception:
-            log.exception("tracking failed on a batch of %d fixes; its events are lost",
-                          len(live))
-            self.tracker.reset_states()
-            return Outcome()
+            log.exception("tracking failed on a batch of %d fixes and %d scans; retrying "
+                          "device by device", len(live), len(scans))
+        merged = Outcome()
+        for name, fixes, alone in _apart(live, scans):
+            try:
+                part = self.tracker.process(tracking, fixes, alone, now)
+            except psycopg.Error:
+                raise
+            except Exception:
+                log.exception("tracking failed for %s; its events of this batch are lost",
+                              name)
+                for f in fixes:
+                    self.tracker.states.pop(f.device_id, None)  # reloaded when next seen
+                continue
+            merged.items.extend(part.items)
+            merged.exceptions.extend(part.exceptions)
+            merged.states.update(part.states)
+            merged.rejections.extend(part.rejections)
+        return merged
 
     def _eta(self, live: list[Fix], outcome: Outcome) -> EtaOutcome:
         """The ETA stage's outcome for the batch (shipments delivered in it excluded); a
-        bug in it costs the batch its ETAs, never the positions."""
+        bug in it costs the ETAs of the device it failed on, never the positions."""
         if not live:
             return EtaOutcome()
         delivered = {item.shipment_id for item in outcome.items
@@ -209,9 +251,25 @@ class Pipeline:
         except psycopg.Error:
             raise
         except Exception:
-            log.exception("the ETA stage failed on a batch of %d fixes; its ETAs are skipped",
-                          len(live))
-            return EtaOutcome()
+            log.exception("the ETA stage failed on a batch of %d fixes; retrying device by "
+                          "device", len(live))
+        merged = EtaOutcome(dropped=set(delivered))
+        for name, fixes, _ in _apart(live, []):
+            try:
+                part = self.eta.process(fixes, self.tracker.by_device, delivered)
+            except psycopg.Error:
+                raise
+            except Exception:
+                log.exception("the ETA stage failed for %s; its ETAs are skipped", name)
+                continue
+            merged.rows.extend(part.rows)
+            merged.events.extend(part.events)
+            merged.messages.extend(part.messages)
+            merged.motions.update(part.motions)
+            merged.progress.update(part.progress)
+            merged.dropped |= part.dropped
+        merged.rows.sort(key=lambda r: r.shipment_id)
+        return merged
 
     def _tracking(self) -> TrackingStore:
         self.connect()
@@ -255,11 +313,30 @@ class Pipeline:
         metrics.DUPLICATES.inc(duplicates)
         metrics.OUTLIERS.inc(sum(1 for f in decoded.fixes if f.outlier))
         for r in decoded.rejections:
-            metrics.REJECTED.labels(r.reason).inc()
+            metrics.REJECTED.labels(r.reason).inc(r.count)
             log.debug("rejected input on %s: %s (%s)", r.topic, r.detail, r.reason)
         metrics.LAG_SECONDS.observe(committed - batch[0].received)
         log.debug("batch of %d messages (%d fixes) committed %.0f ms after its oldest arrived",
                   len(batch), len(decoded.fixes), (committed - batch[0].received) * 1000)
+
+
+def _apart(fixes: list[Fix], scans: list[Scan]) -> list[tuple[str, list[Fix], list[Scan]]]:
+    """A batch split for isolation: each device's fixes (in order), then each scan."""
+    per_device: dict[str, list[Fix]] = {}
+    for f in fixes:
+        per_device.setdefault(f.device_id, []).append(f)
+    parts: list[tuple[str, list[Fix], list[Scan]]] = [
+        (f"device {d}", group, []) for d, group in per_device.items()]
+    return parts + [(f"a scan of {s.scanner_id}", [], [s]) for s in scans]
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and is_transient(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:500]
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -60,7 +60,9 @@ INSERT INTO devices (device_id, last_received_at)
 SELECT id, now() FROM unnest(%s::text[]) AS t(id) ORDER BY id
 ON CONFLICT (device_id) DO UPDATE SET last_received_at = now()
 """
-DEAD_LETTER_COPY = "COPY dead_letters (source, topic, reason, detail, payload) FROM STDIN"
+DEAD_LETTER_COPY = (
+    "COPY dead_letters (source, topic, reason, detail, payload, count) FROM STDIN"
+)
 
 
 @dataclass(slots=True)
@@ -159,4 +161,12 @@ class PositionStore:
     def _write_dead_letters(self, rejections: list[Rejection], source: str) -> None:
         with self.conn.cursor() as cur, cur.copy(DEAD_LETTER_COPY) as cp:
             for r in rejections:
-                cp.write_row((source, r.topic, r.reason, r.detail, r.payload))
+                cp.write_row((source, storable_text(r.topic), storable_text(r.reason),
+                              storable_text(r.detail), r.payload, r.count))
+
+
+def storable_text(value: str) -> str:
+    """Text PostgreSQL accepts whatever the input held: NUL escaped, lone surrogates
+    replaced (a dead letter is the one place bad input must always fit)."""
+    text = value.replace("\x00", "\\x00")
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
+from shapely.geometry.base import BaseGeometry
 
 from ingest.eta_stage import EtaOutcome
 from ingest.fence_index import Fence, FenceIndex, shape_frame
@@ -33,7 +34,7 @@ from ingest.tracking import (
 )
 from shiptrack.db import tracking_sql as q
 from shiptrack.events import Event
-from shiptrack.geofences import GeofenceError, corridor_shape, parse_feature
+from shiptrack.geofences import GeofenceError, corridor_shape, from_wkb, parse_feature
 from shiptrack.shipments import ShipmentError, detector_code, parse_limits
 
 log = logging.getLogger("shiptrack.ingest")
@@ -78,6 +79,7 @@ class TrackingStore:
         self.corridor_m = corridor_m
         self.excursion_s = excursion_s
         self.reload_s = reload_s
+        self._route_wkb: dict[str, BaseGeometry] = {}  # prefetched by load_shipments
 
     # reads ---------------------------------------------------------------------------------
 
@@ -124,13 +126,16 @@ class TrackingStore:
 
     def load_fences(self) -> FenceIndex:
         fences, cache = [], {}
-        for fid, name, geometry, properties, updated in self._rows(q.LOAD_FENCES):
+        rows = self._rows(q.LOAD_FENCES)
+        built = self._built_corridors([str(r[0]) for r in rows
+                                       if (str(r[0]), r[4]) not in self.caches.fences])
+        for fid, name, geometry, properties, updated in rows:
             key = (str(fid), updated)
             fence = self.caches.fences.get(key)
             if fence is None:
                 try:
                     spec = parse_feature({"type": "Feature", "geometry": geometry,
-                                          "properties": properties})
+                                          "properties": properties}, built.get(str(fid)))
                 except GeofenceError as exc:
                     log.warning("geofence %s is not usable (%s); skipped", fid, exc)
                     continue
@@ -143,7 +148,12 @@ class TrackingStore:
 
     def load_shipments(self) -> list[ShipmentTrack]:
         out, corridors = [], {}
-        for row in self._rows(q.LOAD_ACTIVE_SHIPMENTS):
+        rows = self._rows(q.LOAD_ACTIVE_SHIPMENTS)
+        cached = {key[0] for key in self.caches.corridors}
+        self._route_wkb = self._built_routes([str(r[0]) for r in rows
+                                              if isinstance(r[6], dict) and str(r[0]) not in
+                                              cached])
+        for row in rows:
             (sid, ref, device, status, origin, destination, route, width, limits, last,
              promised_by, at_risk, announced, created) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
@@ -172,9 +182,37 @@ class TrackingStore:
         self.caches.corridors = corridors
         return out
 
+    def _built_corridors(self, fence_ids: list[str]) -> dict[str, BaseGeometry]:
+        """The corridors the API built when these fences were written (migration 0006)."""
+        if not fence_ids:
+            return {}
+        found = {}
+        for fid, wkb in self._rows(q.LOAD_FENCE_WKB, (fence_ids,)):
+            geom = from_wkb(wkb)
+            if geom is not None:
+                found[str(fid)] = geom
+        return found
+
+    def _built_routes(self, shipment_ids: list[str]) -> dict[str, BaseGeometry]:
+        """The route corridors the API built for these shipments (one query)."""
+        if not shipment_ids:
+            return {}
+        found = {}
+        for sid, wkb in self._rows(q.LOAD_ROUTE_WKB, (shipment_ids,)):
+            geom = from_wkb(wkb)
+            if geom is not None:
+                found[str(sid)] = geom
+        return found
+
     def _corridor(self, sid: str, route: dict[str, Any], width: float) -> Any:
+        """A route's corridor frame: the polygon the API built, else built here (rows
+        from before migration 0006), within the same cost budget."""
+        built = self._route_wkb.get(str(sid))
+        if built is None:
+            built = self._built_routes([str(sid)]).get(str(sid))
         try:
-            return shape_frame(corridor_shape(route.get("coordinates"), width).geometry)
+            shape = corridor_shape(route.get("coordinates"), width, "route_corridor_m", built)
+            return shape_frame(shape.geometry)
         except GeofenceError as exc:
             log.warning("shipment %s: route corridor unusable (%s)", sid, exc)
             return None

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
+    # Hostile input (issue 10): see docs/RELIABILITY.md.
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="HTTP bodies over this get 413, unread"
+    )
+
     # Notifications (issue 15): consignee subscriptions, outbox, channels (docs/DESIGN.md).
     smtp_url: str | None = Field(
         default=None,

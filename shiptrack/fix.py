@@ -33,3 +33,4 @@ class Rejection(msgspec.Struct, kw_only=True):
     detail: str
     topic: str = ""
     payload: bytes = b""
+    count: int = 1  # how many rejected items this one row stands for (shiptrack.decode)

@@ -15,7 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import shapely
+import shapely.errors
 from shapely.geometry.base import BaseGeometry
 
 from shiptrack import geodesy
@@ -23,6 +25,12 @@ from shiptrack import geodesy
 MAX_VERTICES = 10_000
 MAX_RADIUS_M = 2_000_000.0
 MAX_BUFFER_M = 100_000.0
+# The cost budget of a corridor (docs/RELIABILITY.md): buffering works piece by piece
+# (geodesy.CHUNK_M of line each), every piece outlined in about
+# (2 pi buffer + 2 CHUNK_M) / DENSIFY_M vertices, all merged. Both bounds keep one
+# corridor under about a second of CPU and tens of MB, once, when it is written.
+MAX_CORRIDOR_LENGTH_M = 20_000_000.0  # half the Earth's circumference
+MAX_CORRIDOR_VERTICES = 2_000_000
 MAX_DWELL_S = 30 * 24 * 3600.0
 MAX_NAME = 200
 
@@ -151,13 +159,47 @@ def circle_shape(geometry: dict[str, Any], properties: dict[str, Any]) -> Shape:
     return Shape("circle", geodesy.circle_polygon(lat, lon, radius), (lat, lon), radius)
 
 
-def corridor_shape(coords: Any, buffer: Any, what: str = "properties.buffer_m") -> Shape:
+def line_length_m(line: list[tuple[float, float]]) -> float:
+    lons, lats = np.array([p[0] for p in line]), np.array([p[1] for p in line])
+    return float(np.sum(geodesy.haversine_m(lats[:-1], lons[:-1], lats[1:], lons[1:])))
+
+
+def corridor_cost(length_m: float, buffer_m: float) -> float:
+    """Outline vertices that buffering a line of ``length_m`` by ``buffer_m`` builds and
+    merges (the budget's unit)."""
+    pieces = max(1.0, math.ceil(length_m / geodesy.CHUNK_M))
+    return pieces * (2.0 * math.pi * buffer_m + 2.0 * geodesy.CHUNK_M) / geodesy.DENSIFY_M
+
+
+def check_corridor_cost(line: list[tuple[float, float]], buffer_m: float) -> None:
+    """``GeofenceError`` when a corridor would cost more than the budget to build."""
+    length = line_length_m(line)
+    if length > MAX_CORRIDOR_LENGTH_M:
+        raise GeofenceError(f"the line is {length / 1000:,.0f} km long; a corridor may be at "
+                            f"most {MAX_CORRIDOR_LENGTH_M / 1000:,.0f} km")
+    cost = corridor_cost(length, buffer_m)
+    if cost > MAX_CORRIDOR_VERTICES:
+        per_km = corridor_cost(geodesy.CHUNK_M, buffer_m) / (geodesy.CHUNK_M / 1000)
+        raise GeofenceError(
+            f"the corridor would cost too much to build: {length / 1000:,.0f} km of line "
+            f"with a {buffer_m:,.0f} m buffer is about {cost:,.0f} outline vertices, at most "
+            f"{MAX_CORRIDOR_VERTICES:,}; shorten the line (at this buffer, at most "
+            f"{MAX_CORRIDOR_VERTICES / per_km:,.0f} km) or narrow the buffer")
+
+
+def corridor_shape(coords: Any, buffer: Any, what: str = "properties.buffer_m",
+                   built: BaseGeometry | None = None) -> Shape:
+    """A corridor, validated and within the cost budget; ``built``: its polygon as
+    computed when it was written (``corridor_wkb``), so that nothing is buffered again."""
     line = _positions(coords, "linestring", 2)
     if buffer is None:
         raise GeofenceError(f"a LineString geofence needs {what} (metres)")
     width = _number(buffer, what)
     if not 0.0 < width <= MAX_BUFFER_M:
         raise GeofenceError(f"{what} must be > 0 and <= {MAX_BUFFER_M:.0f}")
+    check_corridor_cost(line, width)
+    if built is not None:
+        return Shape("corridor", built)
     try:
         geom = geodesy.corridor_polygon(line, width)
     except ValueError as exc:
@@ -165,8 +207,25 @@ def corridor_shape(coords: Any, buffer: Any, what: str = "properties.buffer_m") 
     return Shape("corridor", geom)
 
 
-def parse_feature(obj: Any) -> FenceSpec:
-    """A GeoJSON Feature as a geofence, or ``GeofenceError`` saying what is wrong."""
+def corridor_wkb(shape: Shape) -> bytes | None:
+    """What is stored to skip the buffering next time: a corridor's polygon as WKB."""
+    return shapely.to_wkb(shape.geometry) if shape.kind == "corridor" else None
+
+
+def from_wkb(data: bytes | None) -> BaseGeometry | None:
+    """A stored corridor polygon, or None when absent or unreadable (then rebuilt)."""
+    if not data:
+        return None
+    try:
+        geom = shapely.from_wkb(bytes(data))
+    except shapely.errors.ShapelyError:
+        return None
+    return geom if isinstance(geom, shapely.Polygon | shapely.MultiPolygon) else None
+
+
+def parse_feature(obj: Any, built: BaseGeometry | None = None) -> FenceSpec:
+    """A GeoJSON Feature as a geofence, or ``GeofenceError`` saying what is wrong;
+    ``built``: a corridor's polygon stored when it was written (see ``corridor_shape``)."""
     if not isinstance(obj, dict) or obj.get("type") != "Feature":
         raise GeofenceError('expected a GeoJSON Feature: {"type": "Feature", "geometry": ...,'
                             ' "properties": {"name": ...}}')
@@ -185,7 +244,8 @@ def parse_feature(obj: Any) -> FenceSpec:
     elif kind == "Point":
         shape = circle_shape(geometry, properties)
     elif kind == "LineString":
-        shape = corridor_shape(geometry.get("coordinates"), properties.get("buffer_m"))
+        shape = corridor_shape(geometry.get("coordinates"), properties.get("buffer_m"),
+                               built=built)
     else:
         raise GeofenceError(f"geometry type {kind!r} is not supported: use Polygon, "
                             "MultiPolygon, Point with properties.radius_m or LineString "

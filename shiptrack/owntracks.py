@@ -13,6 +13,7 @@ from typing import Any
 
 from shiptrack.decode import Decoded, Invalid, decode_payload, validate_fix
 from shiptrack.fix import Fix
+from shiptrack.jsontree import as_float, is_number
 
 RENAMES = {"tst": "ts", "cog": "heading", "acc": "accuracy"}
 CONSUMED = frozenset(("_type", "tst", "vel", "cog", "acc", "alt", "batt", "lat", "lon"))
@@ -33,15 +34,11 @@ def to_native(obj: dict[str, Any]) -> dict[str, Any]:
     if "alt" in obj:
         native["alt"] = obj["alt"]
     vel = obj.get("vel")
-    if isinstance(vel, int | float) and not isinstance(vel, bool):
-        native["speed"] = vel / 3.6
-    elif vel is not None:
-        native["speed"] = vel  # let validation name the bad type
+    if vel is not None:  # a bad one reaches validation as it is, to be named there
+        native["speed"] = as_float(vel) / 3.6 if is_number(vel) else vel
     batt = obj.get("batt")
-    if isinstance(batt, int | float) and not isinstance(batt, bool):
-        native["battery"] = batt / 100.0
-    elif batt is not None:
-        native["battery"] = batt
+    if batt is not None:
+        native["battery"] = as_float(batt) / 100.0 if is_number(batt) else batt
     return native
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import msgspec
 
-from shiptrack.decode import MAX_RAW_KEPT, Invalid, load_json, parse_ts
+from shiptrack.decode import MAX_RAW_KEPT, Invalid, decode_each, load_json, parse_ts
 from shiptrack.events import SHIPMENT_EXCEPTION, Event, make_event
 from shiptrack.fix import Rejection
+from shiptrack.jsontree import as_float, is_number, short
 from shiptrack.shipments import SCAN, SCAN_KINDS
 
 MAX_REF = 200
@@ -41,11 +42,12 @@ def _coordinate(obj: dict[str, Any], key: str, bound: float) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise Invalid("bad_type", f"{key} must be a number")
-    if not -bound <= float(value) <= bound:
-        raise Invalid("out_of_range", f"{key} {value} is outside -{bound:g}..{bound:g}")
-    return float(value)
+    number = as_float(value)
+    if not -bound <= number <= bound:
+        raise Invalid("out_of_range", f"{key} {short(value)} is outside -{bound:g}..{bound:g}")
+    return number
 
 
 def validate_scan(scanner_id: str, obj: Any, now: datetime) -> Scan:
@@ -57,8 +59,10 @@ def validate_scan(scanner_id: str, obj: Any, now: datetime) -> Scan:
     ref = obj.get("shipment_ref")
     if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_REF:
         raise Invalid("missing_field", f"shipment_ref is required: a string of 1-{MAX_REF}")
+    if "\x00" in ref:
+        raise Invalid("bad_value", "shipment_ref holds a NUL character")
     kind = obj.get("kind")
-    if kind not in SCAN_KINDS:
+    if not isinstance(kind, str) or kind not in SCAN_KINDS:
         raise Invalid("bad_scan_kind", f"kind must be one of {', '.join(SCAN_KINDS)}")
     lat, lon = _coordinate(obj, "lat", 90.0), _coordinate(obj, "lon", 180.0)
     if (lat is None) != (lon is None):
@@ -90,6 +94,7 @@ def scan_exception(scan: Scan, shipment_id: str, device_id: str | None,
 
 def decode_scans(scanner_id: str, topic: str, payload: bytes, now: datetime,
                  max_bytes: int) -> DecodedScans:
+    """An object or an array of scans; bad input bounded like fixes' (shiptrack.decode)."""
     out = DecodedScans()
     try:
         items = load_json(payload, max_bytes)
@@ -97,19 +102,10 @@ def decode_scans(scanner_id: str, topic: str, payload: bytes, now: datetime,
         out.rejections.append(Rejection(reason=exc.reason, detail=str(exc), topic=topic,
                                         payload=payload[:MAX_RAW_KEPT]))
         return out
-    if not isinstance(items, list | dict):
-        out.rejections.append(Rejection(reason="not_object", detail="payload must be a JSON "
-                                        "object or array", topic=topic,
-                                        payload=payload[:MAX_RAW_KEPT]))
-        return out
-    for item in items if isinstance(items, list) else [items]:
+    accepted, out.rejections = decode_each(
+        items, topic, payload, lambda item: validate_scan(scanner_id, item, now))
+    for scan, item in accepted:
         raw = msgspec.json.encode(item) if isinstance(items, list) else payload
-        try:
-            scan = validate_scan(scanner_id, item, now)
-        except Invalid as exc:
-            out.rejections.append(Rejection(reason=exc.reason, detail=str(exc), topic=topic,
-                                            payload=raw[:MAX_RAW_KEPT]))
-            continue
         scan.topic, scan.payload = topic, raw[:MAX_RAW_KEPT]
         out.scans.append(scan)
     return out

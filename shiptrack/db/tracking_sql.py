@@ -139,3 +139,10 @@ LIMIT %s
 DEAD_LETTER = """
 INSERT INTO dead_letters (source, topic, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)
 """
+
+# Precomputed corridors (migration 0006), read only for what is not cached yet.
+LOAD_FENCE_WKB = "SELECT id, shape_wkb FROM geofences WHERE id = ANY(%s) AND shape_wkb IS NOT NULL"
+LOAD_ROUTE_WKB = """
+SELECT id, route_corridor_wkb FROM shipments
+WHERE id = ANY(%s) AND route_corridor_wkb IS NOT NULL
+"""
