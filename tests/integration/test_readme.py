@@ -157,7 +157,12 @@ class Up:
         """Send ``sig`` (None: just wait for the exit); the exit status."""
         if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(f"up did not stop after {sig!r}:\n{self.out}") from None
         self.reader.join(10)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
@@ -246,7 +251,12 @@ def test_up_and_the_demo_command_as_printed(tmp_path: Path) -> None:
                 wait_for(lambda: last(http, "demo-0001"), timeout=30)
             finally:
                 demo.send_signal(signal.SIGINT)
-                out, _ = demo.communicate(timeout=30)
+                try:
+                    out, _ = demo.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    demo.kill()
+                    out, _ = demo.communicate(timeout=10)
+                    raise AssertionError(f"the demo did not stop on SIGINT:\n{out}") from None
             assert demo.returncode in (0, 130), out
             wait_for(lambda: last(http, "sim-0001"))
         finally:
