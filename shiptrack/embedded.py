@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, NoReturn, Self
@@ -372,12 +373,30 @@ def bind_listener(host: str, port: int, what: str, hint: str = "") -> socket.soc
 
 
 def _die_with_parent() -> None:
-    """In a child before exec (Linux): SIGTERM when the parent dies, even by SIGKILL."""
+    """In a child before exec (Linux): signals as usual (the parent held SIGINT/SIGTERM
+    around the fork), and SIGTERM when the parent dies, even by SIGKILL."""
     import ctypes
 
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (delivered right after) while forking with ``preexec_fn``: the
+    fork runs Python at-fork hooks (logging takes and releases its lock there), and a
+    signal handler raising inside one would be swallowed and leave that lock held."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def mqtt_connect_ok(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -511,17 +530,18 @@ class EmbeddedBroker(_Server):
         t0 = time.monotonic()
         log = self.log_path.open("wb")
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                env=self._child_env(),
-                # Own session: a terminal's Ctrl-C reaches only us; we stop the broker last.
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+            with _signals_held() if sys.platform == "linux" else contextlib.nullcontext():
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.data_dir,
+                    env=self._child_env(),
+                    # Own session: a terminal's Ctrl-C reaches only us; we stop the broker last.
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
         except OSError as exc:
             log.close()
             raise EmbeddedError(f"cannot run {cmd[0]}: {exc}") from exc
