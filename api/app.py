@@ -21,6 +21,7 @@ from api import (
     routes_carriers,
     routes_devices,
     routes_events,
+    routes_exceptions,
     routes_geofences,
     routes_notify_pages,
     routes_owntracks,
@@ -31,6 +32,7 @@ from api import (
     routes_track,
     routes_webhooks,
     security,
+    web,
     ws_fleet,
     ws_track,
 )
@@ -107,6 +109,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
 
     app = FastAPI(
         title="shiptrack", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None,  # /docs: served offline by api/web.py
         description="Real-time shipment telemetry: devices, geofences, shipments, events "
         "and live streams. Errors are `{\"error\": {\"code\", \"message\"}}`.",
     )
@@ -117,7 +120,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.schema = "migrating"
     errors.install(app)
     input_guard.install(app, settings.max_body_bytes)  # inside the security headers
-    security.install(app, settings.cors_origins)
+    security.install(app, settings.cors_origins, web.image_origins(settings))
     app.include_router(routes_devices.router)
     app.include_router(routes_tokens.router)
     app.include_router(routes_webhooks.router)
@@ -127,12 +130,14 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_shipments.router)
     app.include_router(routes_events.router)
     app.include_router(routes_scans.router)
+    app.include_router(routes_exceptions.router)
     app.include_router(routes_carriers.router)
     app.include_router(routes_subscriptions.router)
     app.include_router(routes_notify_pages.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
     _health_routes(app)
+    web.install(app, settings)  # before _pages: its mounts sit under /static
     _pages(app)
     return app
 

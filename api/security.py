@@ -22,13 +22,14 @@ PAGE_PREFIXES = ("/t/", "/static/", "/n/")
 COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
 
 
-def content_security_policy(host: str | None) -> str:
+def content_security_policy(host: str | None, img_origins: tuple[str, ...] = (TILES,)) -> str:
     connect = "'self'"
     if host and SAFE_HOST.match(host):  # 'self' covers ws: only in CSP3 browsers
         connect += f" ws://{host} wss://{host}"
     return "; ".join([
         "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
-        f"img-src 'self' data: {TILES}", f"connect-src {connect}", "font-src 'self'",
+        " ".join(["img-src 'self' data:", *img_origins]), f"connect-src {connect}",
+        "font-src 'self'",
         "object-src 'none'", "base-uri 'none'", "form-action 'self'",
         "frame-ancestors 'none'",
     ])
@@ -41,8 +42,9 @@ def is_page(path: str) -> bool:
 class SecurityHeaders:
     """Pure ASGI middleware (no effect on WebSockets, no body buffering)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, img_origins: tuple[str, ...] = (TILES,)) -> None:
         self.app = app
+        self.img_origins = img_origins  # map tiles and logos the pages may load
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +54,8 @@ class SecurityHeaders:
         if is_page(scope.get("path", "")):
             host = next((v.decode("latin-1") for k, v in scope.get("headers", ())
                          if k == b"host"), None)
-            extra += [(b"content-security-policy", content_security_policy(host).encode()),
+            csp = content_security_policy(host, self.img_origins)
+            extra += [(b"content-security-policy", csp.encode()),
                       (b"x-frame-options", b"DENY")]
 
         async def send_with_headers(message: Message) -> None:
@@ -67,7 +70,7 @@ def parse_origins(value: str) -> list[str]:
     return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 
-def install(app: FastAPI, cors_origins: str) -> None:
+def install(app: FastAPI, cors_origins: str, img_origins: tuple[str, ...] = (TILES,)) -> None:
     origins = parse_origins(cors_origins)
     if origins:
         app.add_middleware(
@@ -75,4 +78,4 @@ def install(app: FastAPI, cors_origins: str) -> None:
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"], max_age=600,
         )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, img_origins=img_origins)

@@ -111,6 +111,27 @@ class Settings(BaseSettings):
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
+    # Dashboards (issue 17): map tiles, and the sender's brand on the customer page.
+    map_tiles_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="XYZ tile URL template of the pages' maps; empty: the built-in base "
+        "layer only",
+    )
+    map_tiles_attribution: str = Field(
+        default="© OpenStreetMap contributors",
+        description="attribution shown on the maps for those tiles (plain text)",
+    )
+    map_tiles_max_zoom: int = Field(default=19, ge=1, le=24)
+    brand_name: str = Field(default="", max_length=200,
+                            description="sender's name on the customer page")
+    brand_logo_url: str = Field(default="", description="sender's logo (an image URL)")
+    brand_contact_email: str = Field(default="", description="whom customers write to")
+    brand_contact_phone: str = Field(default="", description="whom customers call")
+    brand_contact_url: str = Field(default="", description="sender's help page")
+    device_mqtt_url: str = Field(
+        default="", description="broker URL shown to devices on the dashboard; default: "
+        "SHIPTRACK_MQTT_URL without its credentials")
+
     # Hostile input (issue 10): see docs/RELIABILITY.md.
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="HTTP bodies over this get 413, unread"

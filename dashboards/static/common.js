@@ -145,12 +145,14 @@ export class LiveSocket {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(obj));
   }
 
-  connect() {
+  async connect() {
     if (this.stopped) return;
     this.onStatus('connecting');
     let ws;
     try {
-      ws = new WebSocket(this.makeUrl());
+      const url = await this.makeUrl(); // may be a promise (a fresh stream ticket)
+      if (this.stopped) return;
+      ws = new WebSocket(url);
     } catch (err) {
       this.scheduleRetry();
       return;

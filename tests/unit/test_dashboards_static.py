@@ -6,6 +6,7 @@ folder at ``/static/``; the pages are plain HTML and ES modules, no build step.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ import pytest
 
 STATIC = Path(__file__).resolve().parents[2] / "dashboards" / "static"
 PAGES = ("index.html", "track.html")
-SCRIPTS = sorted(p.name for p in STATIC.glob("*.js"))
+SCRIPTS = sorted(str(p.relative_to(STATIC)) for p in STATIC.rglob("*.js")
+                 if "vendor" not in p.parts)
 
 # SPEC paths (with {param} placeholders) and the query parameters each one takes.
 SPEC_ENDPOINTS: dict[str, set[str]] = {
@@ -31,8 +33,15 @@ SPEC_ENDPOINTS: dict[str, set[str]] = {
     "/api/v1/webhooks": {"cursor"},
     "/api/v1/webhooks/{}": set(),
     "/api/v1/track/{}": set(),
-    "/ws/fleet": {"token"},
+    "/ws/fleet": {"token", "ticket"},
     "/ws/track/{}": set(),
+    # the exceptions queue (SPEC, web pages) and the contracts of the parallel issues
+    "/api/v1/exceptions": {"state", "limit", "cursor", "device_id", "shipment_id"},
+    "/api/v1/exceptions/{}/acknowledge": set(),
+    "/api/v1/ws-tickets": set(),
+    "/api/v1/devices/{}/credentials": set(),
+    "/api/v1/owntracks/users/{}/credentials": set(),
+    "/api/v1/track/{}/subscriptions": set(),
 }
 
 
@@ -83,8 +92,8 @@ def test_page_is_accessible(page: str) -> None:
 
 def test_module_imports_exist() -> None:
     for name in SCRIPTS:
-        for target in re.findall(r"""from\s+['"](\./[^'"]+)['"]""", js(name)):
-            assert (STATIC / target).is_file(), f"{name} imports missing {target}"
+        for target in re.findall(r"""from\s+['"](\.\.?/[^'"]+)['"]""", js(name)):
+            assert ((STATIC / name).parent / target).is_file(), f"{name} imports missing {target}"
 
 
 def test_leaflet_is_vendored() -> None:
@@ -138,15 +147,32 @@ def test_scripts_insert_text_not_html() -> None:
 
 
 def test_map_tiles_are_attributed() -> None:
-    common = js("common.js")
-    assert "tile.openstreetmap.org" in common
-    assert "openstreetmap.org/copyright" in common
+    from shiptrack.config import Settings
+
+    settings = Settings()
+    assert settings.map_tiles_url.startswith("https://tile.openstreetmap.org/")
+    assert "OpenStreetMap" in settings.map_tiles_attribution
+    assert "attribution" in js("js/map.js")
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="no node to parse the modules")
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_scripts_parse(name: str, tmp_path: Path) -> None:
     module = tmp_path / f"{Path(name).stem}.mjs"
-    module.write_text(js(name))
+    module.write_text(js(name))  # --check parses only: its imports need not resolve
     result = subprocess.run(["node", "--check", str(module)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_node_unit_tests_of_the_pure_modules() -> None:
+    """``node --test`` over dashboards/tests (state, events, customer words, time zones)."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs node for the front end's unit tests")
+        pytest.skip("no node")
+    env = {**os.environ, "LC_ALL": "en_GB.UTF-8", "TZ": "UTC"}
+    result = subprocess.run([node, "--test", "tests/"], cwd=STATIC.parent, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"^# fail 0$", result.stdout, re.M), result.stdout[-2000:]

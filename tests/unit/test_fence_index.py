@@ -3,7 +3,6 @@ the poles, polygons as drawn, the edge band, and vectorised speed."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -108,21 +107,26 @@ def test_polygon_edge_band_uses_metres() -> None:
 
 
 def test_many_fences_and_points_vectorised() -> None:
+    """The batched index finds exactly the (fix, fence) pairs a brute-force check finds.
+
+    Its speed is measured by ``python -m bench.fence_index``, not asserted here."""
     rng = np.random.default_rng(7)
     fences = [fence(f"c{i}", {"type": "Point", "coordinates": [float(x), float(y)]},
                     radius_m=2000.0)
               for i, (x, y) in enumerate(zip(rng.uniform(0, 20, 2000),
                                              rng.uniform(45, 55, 2000), strict=True))]
     index = FenceIndex(fences)
-    n = 200_000
+    n = 5_000
     lats, lons = rng.uniform(45, 55, n), rng.uniform(0, 20, n)
-    started = time.perf_counter()
     pairs = index.classify(lats, lons, np.full(n, 10.0))
-    rate = n / (time.perf_counter() - started)
-    assert len(pairs.fix) > 0
-    # a per-point loop manages ~40k/s; the batched index several hundred thousand
-    assert rate > 150_000, f"{rate:.0f} points/s"
-    k = int(pairs.fence[0])
-    f = int(pairs.fix[0])
-    d = geodesy.haversine_m(lats[f], lons[f], index.center_lat[k], index.center_lon[k])
-    assert d <= 2010.0
+    found = {(int(f), int(k)) for f, k in zip(pairs.fix, pairs.fence, strict=True)}
+    assert found
+    expected = set()
+    for f in range(n):
+        d = geodesy.haversine_m(lats[f], lons[f], index.center_lat, index.center_lon)
+        expected.update((f, int(k)) for k in np.nonzero(d <= 1990.0)[0])
+    # every fix well inside a circle is found, and nothing found is far outside one
+    assert expected <= found
+    for f, k in found:
+        d = geodesy.haversine_m(lats[f], lons[f], index.center_lat[k], index.center_lon[k])
+        assert d <= 2010.0
