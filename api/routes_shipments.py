@@ -64,6 +64,7 @@ SHIPMENT_SELECT = f"""
 SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
        s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
        s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
+       s.late_probability, s.eta_first,
        s.carrier, s.carrier_tracking_number, s.carrier_eta,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
                 'source', m.source, 'data', m.data)

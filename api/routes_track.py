@@ -39,6 +39,7 @@ TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's 
 SHIPMENT_SQL = f"""
 SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.promised_by,
        s.eta, s.eta_low, s.eta_high, s.remaining_m, s.at_risk, s.delivered_at,
+       s.late_probability, s.eta_first,
        s.carrier, s.carrier_tracking_number, s.carrier_eta,
        (SELECT x.code FROM shipment_exceptions x WHERE x.shipment_id = s.id
          ORDER BY x.since DESC, x.kind DESC LIMIT 1) AS exception_code,
@@ -114,6 +115,7 @@ def public_state(row: dict[str, Any]) -> TrackedShipment:
         milestones=[Milestone(**m) for m in row["milestones"]],
         eta=row["eta"], eta_low=row["eta_low"], eta_high=row["eta_high"],
         remaining_m=row["remaining_m"], at_risk=row["at_risk"],
+        late_probability=row["late_probability"], eta_first=row["eta_first"],
         promised_by=row["promised_by"], delivered_at=row["delivered_at"],
         origin=place(row["origin"], row["origin_geometry"]),
         destination=place(row["destination"], row["destination_geometry"]),

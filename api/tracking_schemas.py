@@ -145,6 +145,11 @@ class Shipment(BaseModel):
     eta_high: datetime | None
     remaining_m: float | None
     at_risk: bool
+    late_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="the chance of arriving after promised_by "
+        "(at_risk when it reaches SHIPTRACK_AT_RISK_PROBABILITY)")
+    eta_first: datetime | None = Field(
+        None, description="the first ETA announced, kept beside the latest (eta)")
     last_position: LastPosition | None
     exception: bool = Field(description="an exception is open")
     exception_reason: str | None = Field(description="what is wrong, when exception is true")

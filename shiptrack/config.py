@@ -103,8 +103,15 @@ class Settings(BaseSettings):
     eta_change_minutes: float = Field(
         default=10.0, gt=0, description="shipment.eta_changed when the ETA moves more than this"
     )
-    at_risk_basis: Literal["eta_high", "eta"] = Field(
-        default="eta_high", description="which end of the ETA must pass promised_by for at_risk"
+    at_risk_basis: Literal["late_probability", "eta_high", "eta"] = Field(
+        default="late_probability",
+        description="at_risk from late_probability (SHIPTRACK_AT_RISK_PROBABILITY), or when "
+        "eta_high / eta passes promised_by"
+    )
+    at_risk_probability: float = Field(
+        default=0.5, gt=0.0, le=1.0,
+        description="at_risk once late_probability (the chance of arriving after "
+        "promised_by) reaches this"
     )
     eta_history: str | None = Field(
         default=None,

@@ -98,7 +98,8 @@ SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.rout
        s.route_corridor_m, s.sensor_limits,
        (SELECT max(m.ts) FROM shipment_milestones m
          WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts,
-       s.promised_by, s.at_risk, s.eta_announced, s.created_at
+       s.promised_by, s.at_risk, s.eta_announced,
+       s.eta_first, s.created_at
 FROM shipments s
 WHERE s.status NOT IN (""" + FINAL_SQL + """) AND s.device_id IS NOT NULL
 ORDER BY s.id
@@ -109,10 +110,11 @@ ORDER BY s.id
 UPDATE_ETAS = """
 UPDATE shipments s
    SET eta = u.eta, eta_low = u.eta_low, eta_high = u.eta_high, remaining_m = u.remaining_m,
-       at_risk = u.at_risk, eta_announced = u.announced
+       at_risk = u.at_risk, eta_announced = u.announced,
+       late_probability = u.late_probability, eta_first = coalesce(s.eta_first, u.eta)
   FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],
-              %s::float8[], %s::bool[], %s::timestamptz[])
-       AS u (id, eta, eta_low, eta_high, remaining_m, at_risk, announced)
+              %s::float8[], %s::bool[], %s::timestamptz[], %s::float8[])
+       AS u (id, eta, eta_low, eta_high, remaining_m, at_risk, announced, late_probability)
  WHERE s.id = u.id AND s.status NOT IN (""" + FINAL_SQL + """)
 """
 

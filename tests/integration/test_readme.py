@@ -120,9 +120,9 @@ def test_every_documented_setting_has_a_field_and_a_flag() -> None:
     bad = subprocess.run([*SHIPTRACK, "settings", "--at-risk-basis", "never"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines() == [
-        "error: bad setting --at-risk-basis / SHIPTRACK_AT_RISK_BASIS: Input should be "
-        "'eta_high' or 'eta'"]
+    [line] = bad.stderr.strip().splitlines()  # one line, naming the flag and the variable
+    assert line.startswith("error: bad setting --at-risk-basis / SHIPTRACK_AT_RISK_BASIS: "
+                           "Input should be ") and "'eta_high'" in line
 
 
 # -- shiptrack up, as a user runs it ---------------------------------------------------------
