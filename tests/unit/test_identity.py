@@ -178,7 +178,9 @@ def test_up_turns_identity_on_for_mosquitto_and_off_on_request(tmp_path: Path) -
     assert plugin_file.stat().st_mode & 0o077 == 0 and kept.stat().st_mode & 0o077 == 0
     doc = json.loads(plugin_file.read_text())
     sim = next(r for r in doc["roles"] if r["rolename"] == "shiptrack:simulator")
-    assert len(sim["acls"]) == 3
+    topics = [a["topic"] for a in sim["acls"]]
+    assert topics[:3] == [f"shiptrack/v1/devices/sim-000{i}/position" for i in (1, 2, 3)]
+    assert len(topics) == 3 + 30 and topics[-1].endswith("/demo-0030/position")  # + demo
     doc["clients"].append({"username": "device.d1"})
     plugin_file.write_text(json.dumps(doc))
     again = _broker_identity(Settings(), broker, tmp_path / "broker", 0)
