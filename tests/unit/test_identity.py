@@ -186,7 +186,7 @@ def test_up_turns_identity_on_for_mosquitto_and_off_on_request(tmp_path: Path) -
     again = _broker_identity(Settings(), broker, tmp_path / "broker", 0)
     assert again is not None and again.passwords == logins.passwords, "kept across starts"
     users = [c["username"] for c in json.loads(plugin_file.read_text())["clients"]]
-    assert sorted(users) == ["api", "device.d1", "ingest"]
+    assert sorted(users) == ["api", "device.d1", "ingest", "simulator"]  # demo fleet
 
 
 def test_tracking_tokens_are_made_from_the_id_and_kept_as_digests() -> None:
