@@ -356,3 +356,19 @@ def test_creating_a_geofence_and_a_shipment_from_the_dashboard(
     assert ship["status"] == "picked_up"
     page.screenshot(path=str(ARTIFACTS / "dispatch-shipment.png"))
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_connect_a_device_where_the_broker_checks_no_logins(stack: Stack, browser: Any) -> None:
+    """The stack's broker runs without dynamic security: the credentials route answers 409
+    identity_off, and the dialog says devices connect without a password (not an error)."""
+    page = offline_page(browser)
+    page.goto(f"{stack.base}/#token={TOKEN}")
+    page.click("#btn-connect-device")
+    page.fill("#connect-id", "truck-77")
+    page.click("#connect-form button[type=submit]")
+    page.wait_for_selector("#connect-result dl")
+    assert page.locator("#connect-error").is_hidden()
+    result = page.locator("#connect-result").inner_text()
+    assert "devices connect without a password" in result
+    assert "shiptrack/v1/devices/truck-77/position" in result
+    assert page.errors == []  # type: ignore[attr-defined]

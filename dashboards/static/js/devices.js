@@ -178,7 +178,9 @@ async function makeCredentials(ctx) {
   try {
     cred = await sendJson('POST', path, {}, ctx.token);
   } catch (err) {
-    if (!(err instanceof HttpError && err.isMissing)) {
+    // 404: an older server; 409 identity_off: the broker does not check logins here
+    const noIdentity = err instanceof HttpError && (err.isMissing || err.code === 'identity_off');
+    if (!noIdentity) {
       error.textContent = `Could not make credentials: ${err.message}`;
       error.hidden = false;
       return;
@@ -193,13 +195,16 @@ async function makeCredentials(ctx) {
     out.push(el('h3', { text: 'OwnTracks app, MQTT mode' }), facts([
       ['Host', b ? b.host : '–'], ['Port', b ? b.port : '–'], ['TLS', b && b.tls ? 'on' : 'off'],
       ['Username', cred ? cred.username : name], ['Password', cred ? cred.password : '(none)'],
+      ...(cred ? [['Client id (device id in the app)', cred.client_id]] : []),
       ['Topic', `owntracks/${name}/<device>`]]));
     out.push(el('h3', { text: 'OwnTracks app, HTTP mode' }), facts([
       ['URL', `${base}/api/v1/owntracks?u=${encodeURIComponent(name)}&d=<device>`],
       ['Authentication', 'user: anything, password: an API token']]));
   } else {
     out.push(facts([['Broker', b ? b.url : '–'], ['Username', cred ? cred.username : name],
-      ['Password', cred ? cred.password : '(none)'], ['Topic', `shiptrack/v1/devices/${name}/position`]]));
+      ['Password', cred ? cred.password : '(none)'],
+      ...(cred ? [['Client id (the broker refuses any other)', cred.client_id]] : []),
+      ['Topic', `shiptrack/v1/devices/${name}/position`]]));
   }
   setChildren($('connect-result'), out);
 }
