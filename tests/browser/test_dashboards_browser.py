@@ -235,6 +235,7 @@ def test_ten_thousand_devices_on_the_canvas(stack: Stack, browser: Any) -> None:
     page.wait_for_function(
         "() => window.shiptrack.fleetLayer.drawnClusters > 0"
         " && window.shiptrack.map.getZoom() === 6")
+    page.screenshot(path=str(ARTIFACTS / "dispatch-10k-clusters.png"))
     spot = page.evaluate("""() => {
         const layer = window.shiptrack.fleetLayer;
         const c = [...layer.clusters].sort((a, b) => b.count - a.count)[0];
