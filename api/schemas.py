@@ -213,6 +213,9 @@ class TrackedShipment(BaseModel):
     eta_high: datetime | None = None
     remaining_m: float | None = None
     at_risk: bool = False
+    late_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="the chance of arriving after promised_by")
+    eta_first: datetime | None = Field(None, description="the first ETA announced")
     promised_by: datetime | None = None
     delivered_at: datetime | None = None
     origin: Place | None = None

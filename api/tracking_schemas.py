@@ -62,6 +62,10 @@ class ShipmentCreate(BaseModel):
         None, description="{lat, lon, radius_m?} or {geofence_id}; optional with a carrier")
     destination: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
     promised_by: AwareDatetime | None = None
+    created_at: AwareDatetime | None = Field(
+        None, description="when the shipment was really created (RFC 3339, not in the "
+        "future): the time of its `created` milestone; default now. Fixes and scans older "
+        "than it make no milestone")
     route: dict[str, Any] | None = Field(None, description="GeoJSON LineString")
     route_corridor_m: float | None = Field(None, gt=0, le=100_000,
                                            description="route deviation corridor half-width")
@@ -141,6 +145,11 @@ class Shipment(BaseModel):
     eta_high: datetime | None
     remaining_m: float | None
     at_risk: bool
+    late_probability: float | None = Field(
+        None, ge=0.0, le=1.0, description="the chance of arriving after promised_by "
+        "(at_risk when it reaches SHIPTRACK_AT_RISK_PROBABILITY)")
+    eta_first: datetime | None = Field(
+        None, description="the first ETA announced, kept beside the latest (eta)")
     last_position: LastPosition | None
     exception: bool = Field(description="an exception is open")
     exception_reason: str | None = Field(description="what is wrong, when exception is true")

@@ -1,6 +1,7 @@
 """The ETA stage of ingest: every active shipment's ``eta``, ``eta_low``, ``eta_high``,
-``remaining_m`` and ``at_risk`` from the batch's accepted fixes (``shiptrack.eta``,
-docs/ETA.md "Integration (ingest)"; the decisions are in docs/DESIGN.md "ETA in ingest").
+``remaining_m``, ``late_probability``, ``at_risk`` and ``eta_first`` from the batch's
+accepted fixes (``shiptrack.eta``, docs/ETA.md "Integration (ingest)"; the decisions are
+in docs/DESIGN.md "ETA in ingest").
 
 ``EtaStage.process`` takes the fixes that advanced their devices' live positions (in
 time order) and the active shipments of each device, and returns an ``EtaOutcome``: the
@@ -41,6 +42,7 @@ from shiptrack.eta.alerts import (
     eta_changed,
     eta_fields,
     is_at_risk,
+    late_probability,
 )
 from shiptrack.eta.history import History
 from shiptrack.eta.model import EtaEstimator, Plan, Progress
@@ -68,6 +70,8 @@ class EtaRow:
     remaining_m: float
     at_risk: bool
     announced: datetime | None  # the ETA last announced by shipment.eta_changed
+    late_probability: float | None = None  # chance of arriving after promised_by
+    eta_first: datetime | None = None  # the first ETA of the shipment
 
 
 @dataclass(slots=True)
@@ -87,7 +91,7 @@ class EtaOutcome:
         r = self.rows
         return ([x.shipment_id for x in r], [x.eta for x in r], [x.eta_low for x in r],
                 [x.eta_high for x in r], [x.remaining_m for x in r], [x.at_risk for x in r],
-                [x.announced for x in r])
+                [x.announced for x in r], [x.late_probability for x in r])
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,8 @@ def load_history(path: str | None) -> History:
 class EtaStage:
     def __init__(self, estimator: EtaEstimator, anchor: Anchor,
                  change: timedelta = timedelta(minutes=10),
-                 basis: AtRiskBasis = "eta_high", history_path: str | None = None) -> None:
+                 basis: AtRiskBasis = "eta_high", history_path: str | None = None,
+                 threshold: float = 0.5) -> None:
         self.estimator = estimator
         self.history_path = history_path  # reloaded when its mtime changes
         self._history_mtime = _mtime(history_path)
@@ -120,18 +125,20 @@ class EtaStage:
         self.anchor = anchor  # a destination's point (a geofence's: Tracker.area_anchor)
         self.change = change
         self.basis = basis
+        self.threshold = threshold  # late_probability that makes at_risk (basis)
         self.motions: dict[str, Motion] = {}
         self.progress: dict[str, Progress] = {}
         self.plans: dict[str, _Planned] = {}  # made once per route/destination, immutable
         # the alert state as committed; a shipment not here starts from what was loaded
         self.announced: dict[str, datetime | None] = {}
         self.at_risk: dict[str, bool] = {}
+        self.first: dict[str, datetime] = {}  # eta_first as committed
 
     @classmethod
     def from_settings(cls, settings: Settings, anchor: Anchor) -> EtaStage:
         return cls(EtaEstimator(load_history(settings.eta_history)), anchor,
                    timedelta(minutes=settings.eta_change_minutes), settings.at_risk_basis,
-                   settings.eta_history)
+                   settings.eta_history, settings.at_risk_probability)
 
     def reload_history(self, now: float | None = None) -> bool:
         """Take the history file if it changed since it was loaded, looking at most every
@@ -225,16 +232,20 @@ class EtaStage:
             data = {**fields, "previous_eta": _iso(announced)}
             out.events.append(make_event(ETA_CHANGED, fix.ts, data=data, **common))
             announced = eta
-        now = is_at_risk(result, ship.promised_by, self.basis)
+        chance = late_probability(result, ship.promised_by, fix.ts)
+        now = is_at_risk(result, ship.promised_by, self.basis, chance, self.threshold)
         change = at_risk_change(was, now)
         if change is not None:
-            data = {**fields, "promised_by": _iso(ship.promised_by), "basis": self.basis}
+            data = {**fields, "promised_by": _iso(ship.promised_by), "basis": self.basis,
+                    "late_probability": chance}
             out.events.append(make_event(change, fix.ts, data=data, **common))
+        first = self.first.get(ship.id) or ship.eta_first or eta
         out.rows.append(EtaRow(ship.id, eta, result.eta_low.replace(microsecond=0),
                                result.eta_high.replace(microsecond=0), fields["remaining_m"],
-                               now, announced))
+                               now, announced, chance, first))
         out.messages.append({**common, "ts": _iso(fix.ts), **fields, "at_risk": now,
-                             "promised_by": _iso(ship.promised_by)})
+                             "promised_by": _iso(ship.promised_by),
+                             "late_probability": chance, "eta_first": _iso(first)})
 
     # after the commit ------------------------------------------------------------------
 
@@ -245,8 +256,11 @@ class EtaStage:
         for row in outcome.rows:
             self.announced[row.shipment_id] = row.announced
             self.at_risk[row.shipment_id] = row.at_risk
+            if row.eta_first is not None:
+                self.first[row.shipment_id] = row.eta_first
         for sid in outcome.dropped:
-            for table in (self.progress, self.plans, self.announced, self.at_risk):
+            for table in (self.progress, self.plans, self.announced, self.at_risk,
+                          self.first):
                 table.pop(sid, None)
 
     def forget_alerts(self) -> None:
@@ -254,6 +268,7 @@ class EtaStage:
         flags from the shipments as reloaded (what was committed)."""
         self.announced.clear()
         self.at_risk.clear()
+        self.first.clear()
 
 
 def _mtime(path: str | None) -> int | None:

@@ -2,8 +2,12 @@
 
 - ``eta_changed``: compare with the ETA last *announced* (not the last computed), so a
   slow drift is announced once it adds up to more than the threshold, and jitter never is.
-- ``is_at_risk``: the arrival, by ``eta_high`` (default: the pessimistic end of the 80 %
-  interval) or by ``eta``, is later than ``promised_by``.
+- ``late_probability``: the chance of arriving after ``promised_by``, from the
+  estimate's distribution of the time left (``outlook.Outlook``: a break that may or may
+  not come weighs in by its chance).
+- ``is_at_risk``: by ``late_probability`` (at least a threshold: the service's default,
+  SHIPTRACK_AT_RISK_PROBABILITY 0.5), or the arrival, by ``eta_high`` (the pessimistic end
+  of the 80 % interval) or by ``eta``, is later than ``promised_by``.
 - ``at_risk_change``: the event a change of that flag makes: ``shipment.at_risk`` once
   when it becomes true, ``shipment.at_risk_cleared`` once when it stops being true,
   nothing while it stays as it was.
@@ -20,7 +24,7 @@ ETA_CHANGED = "shipment.eta_changed"
 AT_RISK = "shipment.at_risk"
 AT_RISK_CLEARED = "shipment.at_risk_cleared"
 
-AtRiskBasis = Literal["eta_high", "eta"]
+AtRiskBasis = Literal["late_probability", "eta_high", "eta"]
 
 
 def eta_changed(announced: datetime | None, eta: datetime, threshold: timedelta) -> bool:
@@ -29,11 +33,27 @@ def eta_changed(announced: datetime | None, eta: datetime, threshold: timedelta)
     return announced is None or abs(eta - announced) > threshold
 
 
+def late_probability(result: EtaResult, promised_by: datetime | None, at: datetime
+                     ) -> float | None:
+    """The chance (0..1, 3 decimals) of arriving after ``promised_by``, for an estimate
+    made at ``at``; None without a promise."""
+    if promised_by is None:
+        return None
+    left = (promised_by - at).total_seconds()
+    if result.outlook is None:  # no distribution: all or nothing by the ETA
+        return 1.0 if result.eta > promised_by else 0.0
+    return round(min(1.0, max(0.0, result.outlook.late_probability(left))), 3)
+
+
 def is_at_risk(result: EtaResult, promised_by: datetime | None,
-               basis: AtRiskBasis = "eta_high") -> bool:
-    """Whether the arrival (by ``basis``) passes ``promised_by``; never without one."""
+               basis: AtRiskBasis = "eta_high", probability: float | None = None,
+               threshold: float = 0.5) -> bool:
+    """Whether the arrival (by ``basis``) passes ``promised_by``; never without one. By
+    ``late_probability``: whether ``probability`` reaches ``threshold``."""
     if promised_by is None:
         return False
+    if basis == "late_probability":
+        return probability is not None and probability >= threshold
     arrival = result.eta_high if basis == "eta_high" else result.eta
     return arrival > promised_by
 

@@ -3,6 +3,7 @@ main CLI. Heavy imports (numpy, h3, gpxpy) happen inside the commands."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from shiptrack.eta.evaluate import Report
     from shiptrack.eta.trips import Trip
 
+GZIP_MAGIC = b"\x1f\x8b"
 MAX_SHOWN = 5  # unusable lines listed one by one; the rest are counted
 
 
@@ -34,10 +36,11 @@ def _load(path: Path, err: Console) -> list[Trip]:
     from shiptrack.eta.trips import TripError, read_trips
 
     try:
-        with (sys.stdin if str(path) == "-" else path.open(encoding="utf-8")) as f:
+        with (sys.stdin if str(path) == "-" else open_text(path)) as f:
             parsed = list(read_trips(f))
-    except OSError as exc:
-        raise _fail(err, f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (OSError, EOFError) as exc:
+        raise _fail(err, f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+                    ) from exc
     except UnicodeDecodeError as exc:
         raise _fail(err, f"{path} is not UTF-8 text") from exc
     problems = [p for p in parsed if isinstance(p, TripError)]
@@ -51,9 +54,19 @@ def _load(path: Path, err: Console) -> list[Trip]:
     return trips
 
 
+def open_text(path: Path) -> TextIO:
+    """A trips file as text: gzipped (by its magic bytes, whatever its name) or plain."""
+    with path.open("rb") as f:
+        gzipped = f.read(2) == GZIP_MAGIC
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
 def eta_eval(
     trips: Annotated[Path, typer.Argument(
-        help="Trips, one JSON object a line (SPEC: ETA evaluation); - reads stdin.")],
+        help="Trips, one JSON object a line (SPEC: ETA evaluation), plain or gzipped; "
+             "- reads stdin.")],
     json_out: Annotated[bool, typer.Option(
         "--json", help="Print the SPEC's JSON object instead of a table.")] = False,
     routes: Annotated[bool, typer.Option(

@@ -32,7 +32,7 @@ from typing import Any
 
 from shiptrack.eta.geo import haversine_m
 from shiptrack.eta.history import History
-from shiptrack.eta.model import EtaConfig, EtaEstimator, Progress
+from shiptrack.eta.model import EtaConfig, EtaEstimator, EtaResult, Progress
 from shiptrack.eta.speed import Motion, Step
 from shiptrack.eta.trips import Trip
 
@@ -94,6 +94,7 @@ class _Lesson:
     road_m: float = field(compare=False)
     direct_m: float = field(compare=False)
     residuals: list[tuple[str, float, float]] = field(compare=False)
+    estimates: list[tuple[EtaResult, float]] = field(compare=False)  # and the actual time left
 
 
 def _first_at_or_after(ts: Sequence[float], share: float) -> int | None:
@@ -118,6 +119,7 @@ class Replay:
         self.motions: dict[str, Motion] = {}
         self.pending: list[_Lesson] = []
         self.report = Report()
+        self.refit = True  # refit the learned correction as trips arrive (eta-learn: at the end)
 
     def run(self, trips: Sequence[Trip]) -> Report:
         order = sorted(trips, key=lambda trip: (trip.start, trip.trip_id))
@@ -141,6 +143,10 @@ class Replay:
                                     lesson.arrival - lesson.trip_start)
             for kind, predicted, actual in lesson.residuals:
                 self.history.calibration.add(kind, predicted, actual)
+            for result, actual in lesson.estimates:
+                self.history.learn_estimate(result.row, result.lanes, result.raw, result.share,
+                                            result.predicted_s, actual)
+            self.history.trip_learned(self.refit)
 
     def _motion(self, trip: Trip) -> Motion:
         if not self.device_context or trip.device_id is None:
@@ -163,6 +169,7 @@ class Replay:
                      if (i := _first_at_or_after(ts, p / 100.0)) is not None}
         steps: list[Step] = []
         residuals: list[tuple[str, float, float]] = []
+        estimates: list[tuple[EtaResult, float]] = []
         travelled, start_along = 0.0, None
         for i, (t, lat, lon) in enumerate(zip(ts, trip.lats, trip.lons, strict=True)):
             step = est.observe_at(motion, t, lat, lon)
@@ -180,6 +187,7 @@ class Replay:
                 start_along = progress.along_m
             actual = trip.end - t
             residuals.append((result.kind, result.predicted_s, actual))
+            estimates.append((result, actual))
             k = checkpoints.get(i)
             if k is None or not evaluate:
                 continue
@@ -193,7 +201,7 @@ class Replay:
         road = route.length_m if route is not None else travelled
         direct = haversine_m(trip.lats[0], trip.lons[0], *trip.destination)
         heapq.heappush(self.pending, _Lesson(trip.end, seq, trip.start, steps, road, direct,
-                                             residuals))
+                                             residuals, estimates))
 
     def _score(self, k: int, elapsed: float, actual: float, predicted: float,
                band: tuple[float, float], remaining_m: float, done_m: float) -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from shiptrack.eta.calibration import Calibration
+from shiptrack.eta.correction import Correction, Learner, target
+from shiptrack.eta.lanes import FineSpeeds, Lanes
 from shiptrack.eta.profile import SpeedProfile, cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, RestModel
 from shiptrack.eta.speed import Step
@@ -37,6 +39,10 @@ class History:
         self.fleet_m = 0.0  # trip distances and durations, for the fleet's mean trip speed
         self.fleet_s = 0.0
         self._detour: float | None = None
+        self.lanes = Lanes()  # the history of similar trips
+        self.fine = FineSpeeds()  # moving speed by small cell
+        self.learner = Learner()  # samples for the correction (not saved)
+        self.correction: Correction | None = None  # the learned correction, once fitted
 
     # -- learning ------------------------------------------------------------------------
 
@@ -45,6 +51,7 @@ class History:
         ``trip_start`` is the wait between two trips (a hub, a depot): it resets the
         driving clocks (``speed.observe`` did) but is neither a break nor a local stop."""
         if step.moving:
+            self.fine.add(step.lat, step.lon, step.metres, step.seconds)
             self.profile.add_move(cell_of(step.lat, step.lon), hour_of_week(step.ts),
                                   step.metres, step.seconds)
             self.rests.drove(step.seconds, step.since_break_s, step.since_rest_s,
@@ -66,6 +73,33 @@ class History:
         if duration_s > 0.0 and road_m > 0.0:
             self.fleet_m += road_m
             self.fleet_s += duration_s
+
+    def learn_estimate(self, row: tuple[float, ...], lanes: tuple[str, ...],
+                       raw: tuple[float, float, float] | None, share: float,
+                       predicted_s: float, actual_s: float) -> None:
+        """An estimate made during a trip that has now arrived: a sample for the
+        correction, a visit of its lanes and, when the correction made it, a conformal
+        score."""
+        y = target(actual_s, predicted_s)
+        if row:
+            self.learner.add(list(row), y)
+        if lanes:
+            self.lanes.add(lanes, actual_s)
+        if raw is not None and self.correction is not None:
+            self.correction.score(raw, share, y)
+
+    def trip_learned(self, refit: bool = True) -> bool:
+        """A trip's lessons are all in; refit the correction when it is due (True then)."""
+        self.learner.trip_done()
+        if refit and self.learner.due():
+            self.refit()
+            return True
+        return False
+
+    def refit(self) -> None:
+        """Fit the correction on the samples learned so far (none without enough)."""
+        if len(self.learner.rows) >= 2 * 40:
+            self.correction = self.learner.refit(self.correction)
 
     # -- figures -------------------------------------------------------------------------
 
@@ -89,7 +123,9 @@ class History:
         return {"format": FORMAT, "profile": self.profile.to_json(),
                 "rests": self.rests.to_json(), "calibration": self.calibration.to_json(),
                 "detours": [round(d, 4) for d in self.detours],
-                "fleet": [round(self.fleet_m, 1), round(self.fleet_s, 1)]}
+                "fleet": [round(self.fleet_m, 1), round(self.fleet_s, 1)],
+                "lanes": self.lanes.to_json(), "fine": self.fine.to_json(),
+                "correction": None if self.correction is None else self.correction.to_json()}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> History:
@@ -99,6 +135,12 @@ class History:
                       Calibration.from_json(obj["calibration"]))
         history.detours = [float(d) for d in obj.get("detours", [])]
         history.fleet_m, history.fleet_s = (float(v) for v in obj.get("fleet", [0.0, 0.0]))
+        if obj.get("lanes"):
+            history.lanes = Lanes.from_json(obj["lanes"])
+        if obj.get("fine"):
+            history.fine = FineSpeeds.from_json(obj["fine"])
+        if obj.get("correction"):
+            history.correction = Correction.from_json(obj["correction"])
         return history
 
     def save(self, path: Path) -> None:

@@ -14,7 +14,9 @@ server-side cursor, and fed through the same code ``eta-eval`` learns with
   shipment has one; the last fix is the arrival), which teaches its steps, its detour
   and duration and the errors of the ETAs made during it (the calibration), exactly as
   a trip of ``eta-eval``. The device's ``Motion`` carries through, so its driving
-  clocks run on from before the trip to after it.
+  clocks run on from before the trip to after it. Its estimates are samples for the
+  learned correction (``correction``), refitted as trips accumulate and once more at the
+  end, over every trip learned.
 
 Memory: one device's ``Motion``, the fixes of the trip under way and the list of trip
 spans (one row per delivered shipment). A trip overlapping one already under way on the
@@ -140,7 +142,10 @@ def learn_rows(rows: Iterable[tuple[str, float, float, float]],
         else:
             _step(replay, dev, t, lat, lon)
     close()
-    return replay.history, summary
+    history = replay.history
+    if history.learner.trips > history.learner.fitted_at:
+        history.refit()  # the correction from every trip (refitted on the way, too)
+    return history, summary
 
 
 def _step(replay: Replay, device: str, t: float, lat: float, lon: float) -> None:

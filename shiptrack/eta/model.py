@@ -44,8 +44,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from shiptrack.eta.calibration import kind_of
+from shiptrack.eta.correction import FLOOR_S as LEARNED_FLOOR_S
+from shiptrack.eta.features import features, share_of
 from shiptrack.eta.geo import between, haversine_m
 from shiptrack.eta.history import History
+from shiptrack.eta.lanes import lane_keys
+from shiptrack.eta.outlook import Outlook
 from shiptrack.eta.profile import cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, MIN_STOP_S, REST_S
 from shiptrack.eta.route import ON_ROUTE_M, Projection, Route
@@ -54,6 +58,7 @@ from shiptrack.eta.speed import Motion, Step, observe
 MAX_SPEED_MS = 50.0  # no truck covers more than this between two fixes (projection reach)
 MIN_REACH_M = 2_000.0
 MAX_STOPS = 8  # breaks and rests inserted into one estimate at most
+CLOSING_TAU_S = 600.0
 DOUBT = 0.2  # a break or rest ahead this unsure either way makes a "doubt" prediction
 
 
@@ -85,6 +90,11 @@ class EtaResult(NamedTuple):
     remaining_m: float
     predicted_s: float  # the model's remaining time before calibration (for calibrating)
     kind: str  # its kind, for the calibration (``calibration.KINDS``)
+    outlook: Outlook | None = None  # the distribution of the time left (late_probability)
+    row: tuple[float, ...] = ()  # what the learned correction saw (``features.FEATURES``)
+    lanes: tuple[str, ...] = ()  # the lanes from here to the destination (``lanes``)
+    raw: tuple[float, float, float] | None = None  # the correction's quantiles, unconformalised
+    share: float = 0.0  # share of the trip done, by the physical prediction
 
 
 class Progress(msgspec.Struct, kw_only=True):
@@ -93,6 +103,13 @@ class Progress(msgspec.Struct, kw_only=True):
     along_m: float | None = None
     ts: float | None = None
     started: float | None = None  # the first fix seen for the shipment
+    last_lat: float | None = None  # the last fix seen for it, and the metres between fixes
+    last_lon: float | None = None
+    travelled_m: float = 0.0
+    last_ts: float | None = None
+    step_ms: float | None = None  # speed over the last step between fixes
+    closing_ms: float | None = None  # how fast the great circle to the destination shrinks
+    start_direct_m: float | None = None  # the great circle to the destination at the start
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,26 +173,57 @@ class EtaEstimator:
 
     def estimate_at(self, plan: Plan, progress: Progress, motion: Motion, t: float,
                     lat: float, lon: float, accuracy: float = 0.0) -> EtaResult:
-        if progress.started is None:
-            progress.started = t
+        _advance(progress, t, lat, lon, plan.destination)
         pieces, remaining_m = self._pieces(plan, progress, motion, t, lat, lon, accuracy)
-        predicted, kind, other = self._walk(pieces, motion, t, progress.started)
-        calibration = self.history.calibration
-        shortest = longest = predicted
-        if other and not calibration.knows(kind, predicted):
-            # a toss-up too new to have its own record: span both outcomes, each with
-            # the spread of predictions of the plain kind
-            kind_used = kind.split("-")[0]
-            shortest, longest = min(predicted, predicted + other), max(predicted,
-                                                                       predicted + other)
-        else:
-            kind_used = kind
-        low, mid, high = calibration.band(kind_used, predicted)
-        if not self.config.bias_correction:
-            mid = 0.0
+        predicted, kind, other, chance = self._walk(pieces, motion, t, progress.started or t)
+        history = self.history
+        elapsed = t - (progress.started or t)
+        direct = haversine_m(lat, lon, *plan.destination)
+        keys = lane_keys(lat, lon, *plan.destination, direct)
+        row = features(t=t, lon=lon, predicted_s=predicted, remaining_m=remaining_m,
+                       direct_m=direct, elapsed_s=elapsed,
+                       closed_m=(progress.start_direct_m or direct) - direct,
+                       travelled_m=progress.travelled_m, recent_kmh=motion.recent_kmh,
+                       still_s=motion.still_for(t), fleet_kmh=history.fleet_kmh, kind=kind,
+                       step_ms=progress.step_ms, closing_ms=progress.closing_ms,
+                       lanes=[*history.lanes.features(keys), history.fine.log_kmh(lat, lon),
+                              history.fine.log_kmh(*plan.destination)])
+        share = share_of(elapsed, predicted)
+        correction = history.correction
+        if correction is not None:
+            raw = correction.raw(row)
+            low, mid, high = correction.band(raw, share)
+            base = max(predicted, LEARNED_FLOOR_S)
+            times = (base * math.exp(low), base * math.exp(mid), base * math.exp(high))
+            return EtaResult(_moment(t + times[1]), _moment(t + times[0]), _moment(t + times[2]),
+                             remaining_m, predicted, kind, Outlook.from_quantiles(*times),
+                             tuple(row), keys, raw, share)
+        outlook = self._physical_outlook(kind, predicted, other, chance)
+        mid = history.calibration.band(kind, predicted)[1] if self.config.bias_correction \
+            else 0.0
         return EtaResult(_moment(t + predicted * math.exp(mid)),
-                         _moment(t + max(0.0, shortest) * math.exp(low)),
-                         _moment(t + longest * math.exp(high)), remaining_m, predicted, kind)
+                         _moment(t + outlook.quantile(0.1)), _moment(t + outlook.quantile(0.9)),
+                         remaining_m, predicted, kind, outlook, tuple(row), keys, None, share)
+
+    def _physical_outlook(self, kind: str, predicted: float, other: float, chance: float
+                          ) -> Outlook:
+        """Without a learned correction: the calibration's band for the prediction's kind;
+        a toss-up stop too new to have a record of its own is two outcomes, each with the
+        spread of the plain kind, weighted by the stop's chance (not a window over both)."""
+        calibration = self.history.calibration
+        if not other or calibration.knows(kind, predicted):
+            low, _, high = calibration.band(kind, predicted)
+            return Outlook.from_quantiles(predicted * math.exp(low), predicted,
+                                          predicted * math.exp(high))
+        plain = kind.split("-")[0]
+        with_stop, without = (predicted, predicted + other) if other < 0 \
+            else (predicted + other, predicted)
+        parts = []
+        for weight, seconds in ((chance, with_stop), (1.0 - chance, max(without, 0.0))):
+            low, _, high = calibration.band(plain, seconds)
+            parts.append(Outlook.part(weight, seconds * math.exp(low), seconds,
+                                      seconds * math.exp(high)))
+        return Outlook(tuple(parts))
 
     def track_at(self, plan: Plan, progress: Progress, motion: Motion, t: float, lat: float,
                  lon: float, accuracy: float = 0.0) -> None:
@@ -183,8 +231,7 @@ class EtaEstimator:
         that estimates only now and then should still track every fix: loops)."""
         if plan.route is not None:
             self._project(plan.route, progress, motion, t, lat, lon, accuracy)
-        if progress.started is None:
-            progress.started = t
+        _advance(progress, t, lat, lon, plan.destination)
 
     # -- distance left -------------------------------------------------------------------
 
@@ -233,7 +280,7 @@ class EtaEstimator:
     # -- time ----------------------------------------------------------------------------
 
     def _walk(self, pieces: list[tuple[float, str]], motion: Motion, t0: float,
-              started: float) -> tuple[float, str, float]:
+              started: float) -> tuple[float, str, float, float]:
         """Seconds to drive ``pieces`` from ``t0``, stops included; the kind of the
         prediction (``calibration.kind_of``); and what a toss-up stop's other outcome
         would add (or take away). A stop that began before the shipment's
@@ -280,6 +327,30 @@ class EtaEstimator:
                 else:
                     t += break_s
                 to_break = driven + rests.to_break(0.0, True)
-        doubt, other = rests.doubt(driven, *clocks, least=DOUBT)
-        return t - t0, kind_of(left > 0.0, doubt), other
+        doubt, other, chance = rests.doubt_chance(driven, *clocks, least=DOUBT)
+        return t - t0, kind_of(left > 0.0, doubt), other, chance
+
+
+def _advance(progress: Progress, t: float, lat: float, lon: float,
+             destination: tuple[float, float]) -> None:
+    """The shipment's first fix, the metres between its fixes, the speed of the last step
+    and (smoothed over ``CLOSING_TAU_S``) how fast the destination comes nearer."""
+    if progress.started is None:
+        progress.started = t
+    if progress.start_direct_m is None:
+        progress.start_direct_m = haversine_m(lat, lon, *destination)
+    last_lat, last_lon, last_ts = progress.last_lat, progress.last_lon, progress.last_ts
+    if last_lat is not None and last_lon is not None and last_ts is not None:
+        dt = t - last_ts
+        if dt <= 0.0:
+            return
+        step = haversine_m(last_lat, last_lon, lat, lon)
+        progress.travelled_m += step
+        progress.step_ms = step / dt
+        closing = (haversine_m(last_lat, last_lon, *destination)
+                   - haversine_m(lat, lon, *destination)) / dt
+        w = math.exp(-dt / CLOSING_TAU_S)
+        progress.closing_ms = closing if progress.closing_ms is None \
+            else w * progress.closing_ms + (1.0 - w) * closing
+    progress.last_lat, progress.last_lon, progress.last_ts = lat, lon, t
 

@@ -200,14 +200,22 @@ class RestModel:
         "" (neither; the rest wins: it weighs 11 hours, a break 45 minutes), and what the
         other outcome would change: minus its duration when the median schedule has it,
         plus when it has not."""
+        kind, other, _ = self.doubt_chance(driving_s, since_break_s, since_rest_s, break_seen,
+                                           rest_seen, least)
+        return kind, other
+
+    def doubt_chance(self, driving_s: float, since_break_s: float, since_rest_s: float,
+                     break_seen: bool, rest_seen: bool, least: float = 0.2
+                     ) -> tuple[str, float, float]:
+        """``doubt``, and the chance that the doubted stop comes (0 when none is)."""
         for kind, hazards, clock, seen, least_s, most_s in (
                 ("rest", self.rests, since_rest_s, rest_seen, REST_S, math.inf),
                 ("break", self.breaks, since_break_s, break_seen, BREAK_S, REST_S)):
             p = hazards[seen].chance(clock, driving_s)
             if min(p, 1.0 - p) >= least:
                 duration = self.typical(least_s, most_s)
-                return kind, -duration if p >= 0.5 else duration
-        return "", 0.0
+                return kind, -duration if p >= 0.5 else duration, p
+        return "", 0.0, 0.0
 
     def _stop_arrays(self) -> tuple[NDArray[np.float64], ...]:
         """The stops seen plus the rules' (``PRIOR_SPELLS`` breaks and rests begun at

@@ -169,3 +169,26 @@ def test_a_route_change_or_an_unusable_route_makes_a_new_plan() -> None:
     bad = run(s, fixes(4, 1), [ship(route={"type": "Point", "coordinates": [13, 52]})])
     assert s.plans["shp_1"].plan is not plan and s.plans["shp_1"].plan.route is None
     assert bad.rows[0].remaining_m > 0  # straight line times the detour factor
+
+
+def test_late_probability_at_risk_from_it_and_eta_first() -> None:
+    s = stage(basis="late_probability", threshold=0.5)
+    on_time, late = ship(), ship(id="shp_2", promised_by=T0)  # the promise has passed
+    tight = ship(id="shp_3", promised_by=None)
+    first = run(s, fixes(0, 3), [on_time, late, tight])
+    rows = {r.shipment_id: r for r in first.rows}
+    assert rows["shp_1"].late_probability is not None and rows["shp_1"].late_probability < 0.05
+    assert rows["shp_2"].late_probability == 1.0 and rows["shp_2"].at_risk
+    assert rows["shp_3"].late_probability is None and not rows["shp_3"].at_risk
+    assert "shipment.at_risk" in types(first)
+    [risk] = [e for e in first.events if e.type == "shipment.at_risk"]
+    assert risk.data["late_probability"] == 1.0 and risk.data["basis"] == "late_probability"
+    # standing still for an hour: the ETA slips, eta_first stays the first one
+    standing = [Fix(device_id="d1", ts=T0 + timedelta(minutes=3 + 10 * i), lat=52.0,
+                    lon=13.02) for i in range(1, 7)]
+    later = {r.shipment_id: r for r in run(s, standing, [on_time]).rows}
+    assert later["shp_1"].eta > rows["shp_1"].eta + timedelta(minutes=20)
+    assert later["shp_1"].eta_first == rows["shp_1"].eta_first == rows["shp_1"].eta
+    [msg] = [m for m in s.process(standing[-1:], {"d1": [on_time]}).messages]
+    assert msg["eta_first"] == rows["shp_1"].eta.isoformat().replace("+00:00", "Z")
+    assert 0.0 <= msg["late_probability"] < 0.05

@@ -1,0 +1,110 @@
+"""The ETA on every set of real trips in ``../shared/data/`` and on the simulator's trips.
+
+For each ``*.trips.jsonl.gz`` in the shared data folder (``../shared/data`` from the
+repository's root; skipped with a message when it is absent) and for the simulator's
+trips (``bench.eta_trips``, generated into a temporary file unless ``--sim FILE`` names
+one), runs the same prequential replay as ``shiptrack eta-eval`` and prints one table:
+mean absolute error (minutes) of shiptrack and of the two baselines at 0/25/50/75 % of
+the trip, how much better shiptrack is than the better baseline there, and the 80 %
+interval's coverage::
+
+    python -m bench.eta_real                    # every set, every trip (several minutes)
+    python -m bench.eta_real --sample 4         # a deterministic quarter of each set
+    python -m bench.eta_real --json
+
+``--sample K`` keeps the trips whose CRC-32 of ``trip_id`` is divisible by ``K``: the
+same trips on every run and machine, spread over the whole period.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from shiptrack.eta.cli import open_text
+from shiptrack.eta.evaluate import CHECKPOINTS, Report, evaluate
+from shiptrack.eta.trips import Trip, read_trips
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+GOAL = 0.20  # better than the better baseline by this much
+COVERAGE = (0.75, 0.85)
+
+
+def load(path: Path, sample: int) -> list[Trip]:
+    with open_text(path) as f:
+        trips = [t for t in read_trips(f) if isinstance(t, Trip)]
+    return [t for t in trips if sample <= 1 or zlib.crc32(t.trip_id.encode()) % sample == 0]
+
+
+def row(name: str, report: Report, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"set": name, "trips": report.trips, "seconds": round(seconds, 1)}
+    for k in CHECKPOINTS:
+        ours = report.mae_min("shiptrack", k)
+        best = min(v for m in ("constant_speed", "avg_speed_so_far")
+                   if (v := report.mae_min(m, k)) is not None)
+        out[str(k)] = {"shiptrack": ours, "constant_speed": report.mae_min("constant_speed", k),
+                       "avg_speed_so_far": report.mae_min("avg_speed_so_far", k),
+                       "better_by": None if ours is None or not best
+                       else round(1.0 - ours / best, 3),
+                       "coverage": report.coverage(k)}
+    out["goal_met"] = all(
+        (c := out[str(k)])["better_by"] is not None and c["better_by"] >= GOAL
+        and c["coverage"] is not None and COVERAGE[0] <= c["coverage"] <= COVERAGE[1]
+        for k in CHECKPOINTS)
+    return out
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| set | trips | shiptrack MAE 0/25/50/75 | constant speed | avg speed so far "
+             "| better than the better baseline | 80 % coverage |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        def cells(key: str, fmt: str, r: dict[str, Any] = r) -> str:
+            return " / ".join("-" if (v := r[str(k)][key]) is None else format(v, fmt)
+                              for k in CHECKPOINTS)
+        lines.append(f"| {r['set']} | {r['trips']} | {cells('shiptrack', '.1f')} | "
+                     f"{cells('constant_speed', '.1f')} | {cells('avg_speed_so_far', '.1f')} | "
+                     f"{cells('better_by', '.0%')} | {cells('coverage', '.2f')} |")
+    return "\n".join(lines)
+
+
+def sets(sim: Path | None, tmp: Path) -> list[tuple[str, Path]]:
+    found = sorted(SHARED.glob("*.trips.jsonl.gz")) if SHARED.is_dir() else []
+    if not found:
+        print(f"no real trips: {SHARED} is absent or empty; skipped", file=sys.stderr)
+    named = [(p.name.removesuffix(".trips.jsonl.gz"), p) for p in found]
+    if sim is None:
+        from bench.eta_trips import generate
+
+        sim = tmp / "sim.jsonl"
+        generate(sim, 24, 14.0, 60.0, 7, 700.0)
+    return [*named, ("simulator (bench.eta_trips)", sim)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sample", type=int, default=1, help="keep 1 trip in K (CRC-32)")
+    parser.add_argument("--sim", type=Path, help="simulator trips (default: generated)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path in sets(args.sim, Path(tmp)):
+            started = time.perf_counter()
+            report = evaluate(load(path, args.sample))
+            rows.append(row(name, report, time.perf_counter() - started))
+            print(f"{name}: {rows[-1]['trips']} trips, {rows[-1]['seconds']} s",
+                  file=sys.stderr)
+    print(json.dumps(rows) if args.json else table(rows))
+    return 0 if all(r["goal_met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
