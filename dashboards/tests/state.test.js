@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  GridIndex, STALE_AFTER_MS, applyFix, createFleet, deviceState, listDevices, markerLook,
+  STALE_AFTER_MS, applyFix, clusterState, createFleet, deviceState, listDevices, markerKey, markerLook,
 } from '../static/js/state.js';
 
 const NOW = Date.parse('2026-12-01T10:00:00Z');
@@ -45,12 +45,22 @@ test('list: filter and sorts', () => {
   assert.deepEqual(listDevices(fleet, '', 'speed').map((d) => d.id), ['truck-9', 'truck-10', 'van-1']);
 });
 
-test('grid index finds the nearest point within reach only', () => {
-  const grid = new GridIndex(24);
-  grid.add(10, 10, 'a');
-  grid.add(30, 30, 'b');
-  grid.add(100, 100, 'c');
-  assert.equal(grid.nearest(12, 12, 10), 'a');
-  assert.equal(grid.nearest(26, 27, 10), 'b');
-  assert.equal(grid.nearest(60, 60, 10), null);
+test('sprite keys: one per state and 10° of heading, dots share one per state', () => {
+  const keys = new Set();
+  for (const state of ['moving', 'stopped', 'stale', 'selected']) {
+    keys.add(markerKey({ state, shape: 'dot', heading: 90 }));
+    for (let heading = 0; heading < 360; heading += 10) keys.add(markerKey({ state, shape: 'arrow', heading }));
+  }
+  assert.equal(keys.size, 4 * 37);
+  assert.equal(markerKey({ state: 'moving', shape: 'arrow', heading: 356 }), markerKey({ state: 'moving', shape: 'arrow', heading: 0 }));
+  assert.equal(markerKey({ state: 'moving', shape: 'arrow', heading: 14 }), markerKey({ state: 'moving', shape: 'arrow', heading: 10 }));
+  assert.equal(markerKey({ state: 'stale', shape: 'dot', heading: null }), markerKey({ state: 'stale', shape: 'dot', heading: 90 }));
+});
+
+test('a cluster shows stale when most are, else moving when half of the rest move', () => {
+  assert.equal(clusterState(1, 1, 3), 'stale');
+  assert.equal(clusterState(2, 1, 2), 'moving');
+  assert.equal(clusterState(1, 2, 2), 'stopped');
+  assert.equal(clusterState(0, 0, 0), 'stopped');
+  assert.equal(clusterState(5, 5, 0), 'moving');
 });

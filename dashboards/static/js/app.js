@@ -15,6 +15,7 @@ import { applyFix, createFleet, parseTs } from './state.js';
 import { localZone } from './time.js';
 
 const TOKEN_KEY = 'shiptrack.token';
+const CLUSTER_KEY = 'shiptrack.cluster';
 const $ = (id) => document.getElementById(id);
 
 function tokenFromFragment() {
@@ -63,6 +64,17 @@ function setupTabs() {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[ev.key];
       if (step) { const next = tabs[(i + step + tabs.length) % tabs.length]; activate(next); next.focus(); }
     });
+  });
+}
+
+// Grouping crowded markers into counted bubbles (on unless turned off on this device).
+function setupClustering(ctx) {
+  const box = $('cluster-toggle');
+  box.checked = window.localStorage.getItem(CLUSTER_KEY) !== 'off';
+  ctx.fleetLayer.setClustering(box.checked);
+  box.addEventListener('change', () => {
+    window.localStorage.setItem(CLUSTER_KEY, box.checked ? 'on' : 'off');
+    ctx.fleetLayer.setClustering(box.checked);
   });
 }
 
@@ -164,6 +176,7 @@ async function boot() {
     staleMs: ctx.staleMs, selected: () => ctx.selectedId,
     onClick: (dev) => { if (!ctx.drawing) selectDevice(ctx, dev.id); },
   });
+  setupClustering(ctx);
   ctx.selectDevice = (id, opts) => selectDevice(ctx, id, opts);
   ctx.openShipmentById = (id) => openShipment(ctx, id);
   ctx.authFailed = () => { if (ctx.socket) ctx.socket.stop(); setConn('stopped', 'Token refused'); askToken('The server refused this token. Enter a valid token.'); };

@@ -1,30 +1,40 @@
-// Devices on a canvas: one <canvas> in a map pane draws every marker (an arrow along the
-// heading when moving, a dot when stopped; colour by state), each a copy of a sprite drawn
-// once per colour, shape and 10° of heading. The canvas sits in Leaflet's map pane, so a
-// drag moves it with the map at the compositor's pace and it is redrawn only when the
-// move ends, the zoom changes or positions arrive (at most once per animation frame); it
-// covers the view plus a margin, so a drag shows markers that were already drawn.
-// Hit-testing uses a grid of the drawn points (state.js GridIndex). Labels: on hover, and
-// beside each marker once zoomed in (when few enough are in view).
+// Devices on a canvas: one <canvas> in a map pane draws the fleet from pre-rendered
+// sprites (sprites.js: an arrow along the heading when moving, a dot when stopped, colour
+// by state). Each frame projects the devices with plain arithmetic (projection.js, the
+// world point cached per device), keeps those on the canvas, bins them in a screen grid
+// (screengrid.js) and, below CLUSTER_MAX_ZOOM, draws a crowded cell as one bubble with
+// its count. The canvas sits in Leaflet's map pane and covers the view plus a margin, so
+// a drag moves it at the compositor's pace; it is redrawn (at most once per animation
+// frame) when a move or zoom ends or positions arrive. Labels: on hover, and beside each
+// marker from LABEL_ZOOM when few enough are drawn. A click selects a device, or zooms
+// into a cluster.
 
-import { GridIndex, markerLook } from './state.js';
+import { toCanvas, worldX, worldY } from './projection.js';
+import { ScreenGrid, clusterCells } from './screengrid.js';
+import { Sprites } from './sprites.js';
+import { STATE_INDEX, clusterState, deviceState, markerLook } from './state.js';
 
 const LABEL_ZOOM = 12;
 const MAX_LABELS = 400;
 const PAD = 0.25; // margin around the view, as a fraction of its size, on each side
+export const CLUSTER_CELL = 44; // px
+export const CLUSTER_MIN = 5; // devices in a cell that make a cluster
+export const CLUSTER_MAX_ZOOM = 14; // from this zoom on, every device is drawn
 
 export class FleetLayer {
-  constructor(L, map, fleet, { onClick = () => {}, staleMs, selected = () => null } = {}) {
-    this.L = L;
-    this.map = map;
-    this.fleet = fleet;
-    this.staleMs = staleMs;
-    this.selected = selected;
-    this.grid = new GridIndex(24);
+  constructor(L, map, fleet, { onClick = () => {}, staleMs, selected = () => null, cluster = true } = {}) {
+    Object.assign(this, { L, map, fleet, staleMs, selected, clustering: cluster });
+    this.grid = new ScreenGrid(CLUSTER_CELL);
+    this.xs = new Float32Array(1024);
+    this.ys = new Float32Array(1024);
+    this.devs = [];
+    this.clusters = [];
+    this.clustered = new Uint8Array(0);
     this.frame = null;
     this.drawMs = [];
-    this.sprites = new Map();
+    this.sprites = null;
     this.origin = L.point(0, 0); // layer point of the canvas's top left corner
+    Object.assign(this, { inView: 0, drawnMarkers: 0, drawnClusters: 0, clusteredDevices: 0, drawnLabels: 0 });
     map.createPane('fleetPane').style.zIndex = 450; // over fences (400), under tooltips
     this.canvas = L.DomUtil.create('canvas', 'fleet-canvas leaflet-zoom-hide', map.getPane('fleetPane'));
     this.canvas.style.pointerEvents = 'none';
@@ -34,8 +44,9 @@ export class FleetLayer {
     map.on('mousemove', (ev) => this.setHover(this.pick(ev.containerPoint), ev.containerPoint));
     map.on('mouseout', () => this.setHover(null));
     map.on('click', (ev) => {
-      const dev = this.pick(ev.containerPoint);
-      if (dev) onClick(dev);
+      const hit = this.pick(ev.containerPoint);
+      if (hit && hit.dev) onClick(hit.dev);
+      else if (hit && hit.cluster) this.zoomInto(hit.cluster);
     });
   }
 
@@ -43,19 +54,37 @@ export class FleetLayer {
     if (this.frame === null) this.frame = requestAnimationFrame(() => { this.frame = null; this.draw(); });
   }
 
-  /** The device drawn nearest a container point (within 10 px), or null. */
+  setClustering(on) { this.clustering = Boolean(on); this.schedule(); }
+
+  /** What is drawn under a container point: {dev} or {cluster}, or null. */
   pick(point) {
-    const p = this.map.containerPointToLayerPoint(point);
-    return this.grid.nearest(p.x - this.origin.x, p.y - this.origin.y, 10);
+    const lp = this.map.containerPointToLayerPoint(point);
+    const x = lp.x - this.origin.x;
+    const y = lp.y - this.origin.y;
+    for (const cluster of this.clusters) {
+      if ((cluster.x - x) ** 2 + (cluster.y - y) ** 2 <= cluster.radius ** 2) return { cluster };
+    }
+    const i = this.grid.nearest(x, y, 10, (p) => this.clustered[p] === 1);
+    return i >= 0 ? { dev: this.devs[i] } : null;
   }
 
-  setHover(dev, point) {
-    this.map.getContainer().style.cursor = dev ? 'pointer' : '';
-    if (!dev) { this.tip.hidden = true; return; }
-    const speed = typeof dev.pos.speed === 'number' ? ` · ${Math.round(dev.pos.speed * 3.6)} km/h` : '';
-    this.tip.textContent = `${dev.id}${speed}`;
+  setHover(hit, point) {
+    this.map.getContainer().style.cursor = hit ? 'pointer' : '';
+    if (!hit) { this.tip.hidden = true; return; }
+    if (hit.dev) {
+      const speed = typeof hit.dev.pos.speed === 'number' ? ` · ${Math.round(hit.dev.pos.speed * 3.6)} km/h` : '';
+      this.tip.textContent = `${hit.dev.id}${speed}`;
+    } else {
+      const [moving, stopped, stale] = hit.cluster.states;
+      this.tip.textContent = `${hit.cluster.count} devices: ${moving} moving, ${stopped} stopped, ${stale} stale (click to zoom in)`;
+    }
     this.tip.style.transform = `translate(${Math.round(point.x + 12)}px, ${Math.round(point.y - 28)}px)`;
     this.tip.hidden = false;
+  }
+
+  zoomInto(cluster) {
+    const pts = cluster.members.map((i) => [this.devs[i].pos.lat, this.devs[i].pos.lon]);
+    this.map.fitBounds(this.L.latLngBounds(pts), { padding: [40, 40], maxZoom: CLUSTER_MAX_ZOOM });
   }
 
   /** Size and place the canvas over the view plus its margin; returns its size. */
@@ -64,7 +93,7 @@ export class FleetLayer {
     const w = Math.round(size.x * (1 + 2 * PAD));
     const h = Math.round(size.y * (1 + 2 * PAD));
     const ratio = window.devicePixelRatio || 1;
-    if (ratio !== this.ratio) { this.sprites.clear(); this.ratio = ratio; }
+    if (!this.sprites || ratio !== this.sprites.ratio) this.sprites = new Sprites(ratio);
     if (this.canvas.width !== Math.round(w * ratio) || this.canvas.height !== Math.round(h * ratio)) {
       this.canvas.width = Math.round(w * ratio);
       this.canvas.height = Math.round(h * ratio);
@@ -73,101 +102,102 @@ export class FleetLayer {
     }
     this.origin = this.map.containerPointToLayerPoint([-size.x * PAD, -size.y * PAD]).round();
     this.L.DomUtil.setPosition(this.canvas, this.origin);
-    return { w, h };
+    return { w, h, view: size };
+  }
+
+  /** Project every device with a position; keep those on the canvas. Returns their count. */
+  project(w, h, view) {
+    const zoom = this.map.getZoom();
+    const { scale, ox, oy } = toCanvas(zoom, this.map.getPixelOrigin(), this.origin);
+    const size = this.fleet.devices.size;
+    if (this.xs.length < size) { this.xs = new Float32Array(size * 2); this.ys = new Float32Array(size * 2); }
+    const { xs, ys, devs } = this;
+    const vx0 = view.x * PAD;
+    const vy0 = view.y * PAD;
+    let n = 0;
+    let inView = 0;
+    for (const dev of this.fleet.devices.values()) {
+      const { lat, lon } = dev.pos;
+      if (typeof lat !== 'number') continue;
+      const ui = dev.ui;
+      if (ui.lat !== lat || ui.lon !== lon) { ui.wx = worldX(lon); ui.wy = worldY(lat); ui.lat = lat; ui.lon = lon; }
+      const x = ui.wx * scale - ox;
+      const y = ui.wy * scale - oy;
+      if (x < -10 || y < -10 || x > w + 10 || y > h + 10) continue;
+      if (x >= vx0 && y >= vy0 && x <= vx0 + view.x && y <= vy0 + view.y) inView += 1;
+      xs[n] = x; ys[n] = y; devs[n] = dev; n += 1;
+    }
+    devs.length = n;
+    this.inView = inView;
+    return n;
   }
 
   draw() {
     const started = performance.now();
-    const { w, h } = this.place();
+    const { w, h, view } = this.place();
     const ctx = this.canvas.getContext('2d');
-    ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
+    ctx.setTransform(this.sprites.ratio, 0, 0, this.sprites.ratio, 0, 0);
     ctx.clearRect(0, 0, w, h);
-    this.grid.clear();
+    const n = this.project(w, h, view);
+    const { xs, ys, devs } = this;
+    this.grid.build(xs, ys, n, w, h);
     const now = Date.now();
     const selectedId = this.selected();
     const zoom = this.map.getZoom();
-    // canvas point = projected point at this zoom - pixel origin - the canvas's corner;
-    // the projection (the costly part) is cached per device and zoom
-    const pixelOrigin = this.map.getPixelOrigin();
-    const dx = -pixelOrigin.x - this.origin.x;
-    const dy = -pixelOrigin.y - this.origin.y;
-    const view = this.map.getSize();
-    const vx = view.x * PAD;
-    const vy = view.y * PAD;
-    const drawn = [];
-    let inView = 0;
-    let selected = null;
-    for (const dev of this.fleet.devices.values()) {
-      const { lat, lon } = dev.pos;
-      if (typeof lat !== 'number') continue;
-      let proj = dev.ui.proj;
-      if (!proj || proj.z !== zoom || proj.lat !== lat || proj.lon !== lon) {
-        const q = this.map.project([lat, lon], zoom);
-        proj = { z: zoom, lat, lon, x: q.x, y: q.y };
-        dev.ui.proj = proj;
-      }
-      const p = { x: proj.x + dx, y: proj.y + dy };
-      if (p.x < -10 || p.y < -10 || p.x > w + 10 || p.y > h + 10) continue;
-      if (p.x >= vx && p.y >= vy && p.x <= vx + view.x && p.y <= vy + view.y) inView += 1;
-      const look = markerLook(dev, now, selectedId, this.staleMs);
-      this.grid.add(p.x, p.y, dev);
-      if (look.state === 'selected') { selected = { dev, p, look }; continue; }
-      this.stamp(ctx, p, look);
-      drawn.push({ dev, p });
+    let singles = null;
+    this.clusters = [];
+    if (this.clustering && zoom < CLUSTER_MAX_ZOOM) {
+      const out = clusterCells(this.grid, CLUSTER_MIN, (i) => devs[i].id === selectedId);
+      this.clusters = out.clusters;
+      singles = out.singles;
     }
-    if (selected) { this.stamp(ctx, selected.p, selected.look); drawn.push(selected); }
-    if (zoom >= LABEL_ZOOM && drawn.length <= MAX_LABELS) this.labels(ctx, drawn);
-    this.inView = inView;
+    if (this.clustered.length < n) this.clustered = new Uint8Array(xs.length);
+    this.clustered.fill(0, 0, n);
+    this.clusteredDevices = 0;
+    for (const cluster of this.clusters) this.stampCluster(ctx, cluster, now);
+    let selected = -1;
+    let drawn = 0;
+    const drawOne = (i) => {
+      if (devs[i].id === selectedId) { selected = i; return; }
+      this.stamp(ctx, i, markerLook(devs[i], now, null, this.staleMs));
+      drawn += 1;
+    };
+    if (singles) for (const i of singles) drawOne(i);
+    else for (let i = 0; i < n; i += 1) drawOne(i);
+    if (selected >= 0) { this.stamp(ctx, selected, markerLook(devs[selected], now, selectedId, this.staleMs)); drawn += 1; }
+    this.drawnMarkers = drawn;
+    this.drawnClusters = this.clusters.length;
+    this.drawnLabels = 0;
+    if (zoom >= LABEL_ZOOM && drawn <= MAX_LABELS) this.labels(ctx, singles || [...Array(n).keys()]);
     this.drawMs.push(performance.now() - started);
     if (this.drawMs.length > 120) this.drawMs.shift();
   }
 
   /** Draw one marker from its sprite. */
-  stamp(ctx, p, look) {
-    const bucket = look.shape === 'arrow' ? Math.round(look.heading / 10) % 36 : 0;
-    const key = `${look.color}|${look.shape}|${bucket}|${look.radius}`;
-    let sprite = this.sprites.get(key);
-    if (!sprite) { sprite = this.sprite(look, bucket * 10); this.sprites.set(key, sprite); }
-    ctx.drawImage(sprite, Math.round(p.x - sprite.half), Math.round(p.y - sprite.half),
+  stamp(ctx, i, look) {
+    const sprite = this.sprites.marker(look);
+    ctx.drawImage(sprite, Math.round(this.xs[i] - sprite.half), Math.round(this.ys[i] - sprite.half),
       sprite.size, sprite.size);
   }
 
-  sprite(look, heading) {
-    const half = look.radius + 4;
-    const size = half * 2;
-    const canvas = document.createElement('canvas');
-    canvas.width = canvas.height = Math.ceil(size * this.ratio);
-    const c = canvas.getContext('2d');
-    c.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
-    c.fillStyle = look.color;
-    c.strokeStyle = '#ffffff';
-    c.lineWidth = 1.5;
-    c.beginPath();
-    if (look.shape === 'arrow') {
-      const r = look.radius + 2;
-      const a = (heading * Math.PI) / 180; // from north, clockwise
-      c.moveTo(half + Math.sin(a) * r, half - Math.cos(a) * r);
-      c.lineTo(half + Math.sin(a + 2.5) * r, half - Math.cos(a + 2.5) * r);
-      c.lineTo(half - Math.sin(a) * r * 0.35, half + Math.cos(a) * r * 0.35);
-      c.lineTo(half + Math.sin(a - 2.5) * r, half - Math.cos(a - 2.5) * r);
-      c.closePath();
-    } else {
-      c.arc(half, half, look.radius, 0, Math.PI * 2);
+  stampCluster(ctx, cluster, now) {
+    const states = [0, 0, 0];
+    for (const i of cluster.members) {
+      this.clustered[i] = 1;
+      states[STATE_INDEX[deviceState(this.devs[i], now, null, this.staleMs)]] += 1;
     }
-    c.fill();
-    c.stroke();
-    return Object.assign(canvas, { half, size });
+    const sprite = this.sprites.cluster(cluster.count, clusterState(...states));
+    Object.assign(cluster, { states, radius: sprite.radius });
+    this.clusteredDevices += cluster.count;
+    ctx.drawImage(sprite, Math.round(cluster.x - sprite.half), Math.round(cluster.y - sprite.half),
+      sprite.size, sprite.size);
   }
 
-  labels(ctx, items) {
-    ctx.font = '11px system-ui, sans-serif';
-    ctx.textBaseline = 'middle';
-    ctx.lineWidth = 3;
-    ctx.strokeStyle = 'rgba(255,255,255,0.9)';
-    ctx.fillStyle = '#1f2328';
-    for (const { dev, p } of items) {
-      ctx.strokeText(dev.id, p.x + 10, p.y);
-      ctx.fillText(dev.id, p.x + 10, p.y);
+  labels(ctx, indices) {
+    for (const i of indices) {
+      const sprite = this.sprites.label(this.devs[i].id);
+      ctx.drawImage(sprite, Math.round(this.xs[i] + 8), Math.round(this.ys[i] - sprite.h / 2), sprite.w, sprite.h);
+      this.drawnLabels += 1;
     }
   }
 

@@ -90,6 +90,25 @@ export function markerLook(dev, now, selectedId = null, staleMs = STALE_AFTER_MS
   };
 }
 
+export const STATE_INDEX = { moving: 0, stopped: 1, stale: 2, selected: 3 };
+const HEADING_BUCKETS = 36; // sprites per 10 degrees of heading
+
+/** A small integer naming a look's sprite: its state, and its heading bucket when an arrow. */
+export function markerKey(look) {
+  const bucket = look.shape === 'arrow' ? 1 + (Math.round(look.heading / 10) % HEADING_BUCKETS) : 0;
+  return STATE_INDEX[look.state] * (HEADING_BUCKETS + 1) + bucket;
+}
+
+/**
+ * The state a cluster shows from how many of its devices are moving, stopped and stale:
+ * stale when more than half are, else moving when at least half are, else stopped.
+ */
+export function clusterState(moving, stopped, stale) {
+  const total = moving + stopped + stale;
+  if (stale * 2 > total) return 'stale';
+  return moving * 2 >= total - stale && moving > 0 ? 'moving' : 'stopped';
+}
+
 /** Devices matching a filter text, sorted by 'id' | 'seen' | 'speed'. */
 export function listDevices(fleet, filter = '', sort = 'id') {
   const needle = filter.trim().toLowerCase();
@@ -98,41 +117,4 @@ export function listDevices(fleet, filter = '', sort = 'id') {
   else if (sort === 'speed') list.sort((a, b) => (b.pos.speed ?? -1) - (a.pos.speed ?? -1));
   else list.sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
   return list;
-}
-
-/** A screen-space grid of points for hit-testing thousands of markers. */
-export class GridIndex {
-  constructor(cell = 24) {
-    this.cell = cell;
-    this.cells = new Map();
-  }
-
-  clear() { this.cells.clear(); }
-
-  key(cx, cy) { return `${cx},${cy}`; }
-
-  add(x, y, item) {
-    const k = this.key(Math.floor(x / this.cell), Math.floor(y / this.cell));
-    let bucket = this.cells.get(k);
-    if (!bucket) { bucket = []; this.cells.set(k, bucket); }
-    bucket.push({ x, y, item });
-  }
-
-  /** The item nearest to (x, y) within maxDist pixels, or null. */
-  nearest(x, y, maxDist = 10) {
-    const cx = Math.floor(x / this.cell);
-    const cy = Math.floor(y / this.cell);
-    const reach = Math.ceil(maxDist / this.cell);
-    let best = null;
-    let bestD = maxDist * maxDist;
-    for (let i = cx - reach; i <= cx + reach; i += 1) {
-      for (let j = cy - reach; j <= cy + reach; j += 1) {
-        for (const p of this.cells.get(this.key(i, j)) || []) {
-          const d = (p.x - x) ** 2 + (p.y - y) ** 2;
-          if (d <= bestD) { bestD = d; best = p.item; }
-        }
-      }
-    }
-    return best;
-  }
 }
