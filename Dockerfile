@@ -21,7 +21,7 @@ COPY . .
 # The wheel carries the files the API serves from them (hatch `artifacts` in
 # pyproject.toml), so the image's pages have their base layer and /docs.
 COPY --from=npm /src/dashboards/node_modules dashboards/node_modules
-RUN pip wheel --wheel-dir /wheels .
+RUN pip wheel --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
