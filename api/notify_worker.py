@@ -40,6 +40,7 @@ from api.notify_channels import Result, SmtpSender, send_sms, send_webhook
 from api.notify_fanout import Clock, FanOut
 from api.notify_links import links_for
 from api.subscriptions_io import drop_pending
+from api.webhook_targets import refusal
 from api.webhooks import backoff
 from shiptrack.config import Settings
 from shiptrack.notify.mail import build_message
@@ -236,6 +237,8 @@ class NotificationWorker:
                        "text": render_headline(item.context, item.language,
                                                s.notify_templates_dir),
                        "tracking_url": links["tracking_url"]}
+            if not s.webhook_allow_private and (reason := await refusal(item.address)):
+                return Result("retry", f"refused: {reason}"[:500])
             return await send_webhook(self.http, item.address, item.secret or "",
                                       payload["id"], payload)
         except Exception as exc:  # a broken template must not stall the outbox

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.pagination import decode_cursor, encode_cursor
-from api.subscriptions_io import checked_all, insert_all
+from api.subscriptions_io import checked_all, insert_all, refuse_private
 from api.tracking_io import bump_shipments, publish_events, record_milestone, store_events
 from api.tracking_schemas import (
     ExceptionCode,
@@ -190,6 +190,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
     corridor = await built_corridor(route, body.route_corridor_m or settings.route_corridor_m)
     wanted = checked_all(body.subscriptions)
+    await refuse_private(wanted, settings.webhook_allow_private, "subscriptions[{i}].")
     now = created_at(body)
     sid = new_id("shp", now)
     token = token_for(request.app.state.tracking_key, sid)  # stored as its digest

@@ -30,7 +30,14 @@ from api.notify_schemas import (
 )
 from api.pagination import decode_cursor, page
 from api.routes_track import TrackingToken, at_least, find_shipment, keep_after_delivery
-from api.subscriptions_io import COLUMNS, as_model, checked, drop_pending, insert
+from api.subscriptions_io import (
+    COLUMNS,
+    as_model,
+    checked,
+    drop_pending,
+    insert,
+    refuse_private,
+)
 
 router = APIRouter(tags=["notifications"])
 ShipmentId = Annotated[str, Path(max_length=64)]
@@ -75,6 +82,7 @@ async def _shipment(cur: Any, shipment_id: str) -> dict[str, Any]:
 async def create_subscription(request: Request, _: Writer, shipment_id: ShipmentId,
                               body: SubscriptionCreate) -> Subscription:
     spec = checked(body.model_dump(exclude_unset=True))
+    await refuse_private([spec], request.app.state.settings.webhook_allow_private)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
         ship = await _shipment(cur, shipment_id)

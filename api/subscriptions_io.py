@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from api.errors import ApiError
 from api.notify_schemas import Subscription
+from api.webhook_targets import refusal
 from api.webhooks import new_secret
 from shiptrack.events import new_id
 from shiptrack.notify.subscription import (
@@ -79,6 +80,20 @@ async def insert(cur: AsyncCursor[Any], shipment_id: str, reference: str,
             (row["id"], Jsonb({"kind": "confirm", "reference": reference,
                                "confirm_token": confirm})))
     return row, confirm
+
+
+async def refuse_private(specs: list[SubscriptionSpec], allow_private: bool,
+                         where: str = "") -> None:
+    """A ``webhook`` subscription may not point at a loopback, link-local or private
+    address, as a webhook may not (``api/webhook_targets.py``): a 422 naming it."""
+    if allow_private:
+        return
+    for i, spec in enumerate(specs):
+        reason = await refusal(spec.address) if spec.channel == "webhook" else None
+        if reason:
+            prefix = where.format(i=i)
+            raise ApiError(422, f"{prefix}address{reason.removeprefix('url')}",
+                           "private_address")
 
 
 def checked_all(objs: list[Any] | None) -> list[SubscriptionSpec]:

@@ -236,6 +236,18 @@ def test_subscriptions_api(mail: tuple[Inbox, Settings]) -> None:
         hook = http.post(url, json={"channel": "webhook",
                                     "address": "https://erp.example/hooks"}).json()
         assert hook["secret"].startswith("whsec_")
+        private = http.post(url, json={"channel": "webhook",
+                                       "address": "http://127.0.0.1:9/hooks"})
+        assert private.status_code == 422, private.text
+        assert private.json()["error"]["code"] == "private_address"
+        assert private.json()["error"]["message"].startswith("address: 127.0.0.1 is")
+        nested = http.post("/api/v1/shipments", json={
+            "reference": "ORD-3b", "device_id": "van-3", "origin": {"lat": 52, "lon": 13},
+            "destination": {"lat": 52, "lon": 13.5},
+            "subscriptions": [{"address": "a@example.com"},
+                              {"channel": "webhook", "address": "http://10.1.2.3/h"}]})
+        assert nested.status_code == 422, nested.text
+        assert nested.json()["error"]["message"].startswith("subscriptions[1].address: 10.1.2.3")
         assert http.post(url, json={"channel": "sms", "address": "+447700900123"}
                          ).status_code == 409
         for body, field in (({"address": "x"}, "address"),

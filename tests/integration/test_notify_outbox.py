@@ -340,7 +340,8 @@ async def test_sms_through_twilio_and_webhooks_signed(settings: Settings) -> Non
         add_subscription(db, "sub_hook", hook, channel="webhook", secret=secret)
         clock = Clock(LATE)
         s = settings.model_copy(update={"sms_url": sms_url, "sms_account_sid": "AC123",
-                                        "sms_auth_token": "tok", "sms_from": "+15005550006"})
+                                        "sms_auth_token": "tok", "sms_from": "+15005550006",
+                                        "webhook_allow_private": True})  # a local receiver
         async with worker(s, clock) as w:
             add_event(db, "shipment.milestone", {"kind": "delivered"})
             await round_(w)
