@@ -18,10 +18,10 @@ follow the noise (measured in docs/ETA.md, "Cold start").
 
 Shrinkage: while a bin and its neighbours hold fewer than ``MIN_RECORDS`` records, the
 weights are ``PRIOR``: the physical model alone (as without history, in ingest too).
-The learned candidate gets weight only from records where a correction was fitted, and only once there are enough
-of those, so a correction fitted a moment ago is not judged by the physical model's
-record. Everything is learned from arrived trips only (the replay feeds ``add`` after
-the arrival), so the evaluation stays prequential.
+The learned candidate gets weight only from records where a correction was fitted, and
+only once there are enough of those, so a correction fitted a moment ago is not judged
+by the physical model's record. Everything is learned from arrived trips only (the
+replay feeds ``add`` after the arrival), so the evaluation stays prequential.
 """
 
 from __future__ import annotations
