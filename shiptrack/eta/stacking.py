@@ -37,9 +37,10 @@ from numpy.typing import NDArray
 
 CANDIDATES = ("physical", "learned", "fleet", "own")
 LEARNED = CANDIDATES.index("learned")
-PRIOR = (1.0, 0.0, 0.0, 0.0)  # before any record: the physical model alone
+PRIOR = (0.5, 0.0, 0.0, 0.5)  # before enough records: half physical, half the trip's own
+PRIOR_START = (1.0, 0.0, 0.0, 0.0)  # ... and at the start, where it has none: physical
 MAX_RECORDS = 1_500  # per share bin
-MIN_RECORDS = 20  # records of a bin and its neighbours for their own weights
+MIN_RECORDS = 60  # records of a bin and its neighbours for their own weights
 EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share done
 BETA = 10.0  # how sharply a candidate's weight falls with its error relative to the best
 
@@ -101,9 +102,9 @@ class Stack:
         return float(x @ w)
 
     def _fit(self, b: int) -> NDArray[np.float64]:
-        pool = [r for records in self.records[max(b - 1, 0):b + 2] for r in records]
+        pool = self._pool(b)
         if len(pool) < MIN_RECORDS:
-            return np.asarray(PRIOR, dtype=np.float64)
+            return np.asarray(PRIOR_START if b == 0 else PRIOR, dtype=np.float64)
         a = np.asarray(pool, dtype=np.float64)
         x, y = a[:, :-1], a[:, -1]
         learned = ~np.isnan(x[:, LEARNED])
@@ -113,6 +114,17 @@ class Stack:
         w = np.zeros(len(CANDIDATES))
         w[others] = _weights(x[:, others], y)
         return w
+
+    def _pool(self, b: int) -> list[tuple[float, ...]]:
+        """The records that weigh for bin ``b``: its own and its neighbours', else those of
+        every bin after the start (the start, where the trip has no speed of its own yet,
+        learns from the start only)."""
+        if b == 0:
+            return list(self.records[0])
+        pool = [r for records in self.records[max(b - 1, 1):b + 2] for r in records]
+        if len(pool) < MIN_RECORDS:
+            pool = [r for records in self.records[1:] for r in records]
+        return pool
 
     def to_json(self) -> list[list[list[float | None]]]:
         return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records]

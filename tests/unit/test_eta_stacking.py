@@ -18,6 +18,7 @@ from shiptrack.eta.trips import parse_trip
 from .test_eta_eval import KM_LON, T0
 
 H = 3600.0
+PRIOR_TRIPS = 5  # trips before the records are enough (``MIN_RECORDS``) in these runs
 
 
 def test_weights_follow_the_record_and_start_from_the_prior() -> None:
@@ -68,11 +69,17 @@ def vessels(n: int, seed: int = 3) -> list[dict[str, Any]]:
     return out
 
 
-def test_cold_start_is_no_worse_than_the_better_baseline() -> None:
-    trips = [parse_trip(r) for r in vessels(30)]
-    report = Replay().run(trips)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_cold_start_is_no_worse_than_the_better_baseline(seed: int) -> None:
+    """30 trips from an empty history: once the first few have arrived (the prior's:
+    fewer than ``MIN_RECORDS`` records), the ETA is no worse than the better baseline at
+    25/50/75 % (without the blend it is 10-140 % worse here: the physical model with
+    the default profile, and no correction before ``FIRST_FIT_TRIPS``)."""
+    report = Replay().run([parse_trip(r) for r in vessels(30, seed)])
+
+    def mae(model: str, k: int) -> float:
+        return float(np.abs(report.errors[model][k][PRIOR_TRIPS:]).mean())
+
     for k in (25, 50, 75):
-        ours = report.mae_min("shiptrack", k)
-        best = min(report.mae_min("constant_speed", k) or math.inf,
-                   report.mae_min("avg_speed_so_far", k) or math.inf)
-        assert ours is not None and ours <= best * 1.05, (k, ours, best)
+        best = min(mae("constant_speed", k), mae("avg_speed_so_far", k))
+        assert mae("shiptrack", k) <= best * 1.02, (k, mae("shiptrack", k), best)
