@@ -198,22 +198,22 @@ class EtaEstimator:
             raw = correction.raw(row)
             low, mid, high = correction.band(raw, share)
             base = max(predicted, LEARNED_FLOOR_S)
-            outlook = Outlook.from_quantiles(base * math.exp(low), base * math.exp(mid),
-                                             base * math.exp(high))
-            point = base * math.exp(mid)
+            low_s, point, high_s = (base * math.exp(v) for v in (low, mid, high))
+            outlook = Outlook.from_quantiles(low_s, point, high_s)
         else:
             outlook = self._physical_outlook(kind, predicted, other, chance)
             point = predicted * math.exp(history.calibration.band(kind, predicted)[1]) \
                 if self.config.bias_correction else predicted
+            low_s, high_s = outlook.quantile(0.1), outlook.quantile(0.9)
         own_ms = own_speed_ms(elapsed, progress.travelled_m)
         cands = candidates(predicted, point if raw is not None else None,
                            remaining_m / max(history.fleet_kmh / 3.6, 0.1),
                            None if own_ms is None else remaining_m / max(own_ms, 0.1))
         blended = history.stack.blend(cands, elapsed)
-        outlook = outlook.scaled(max(blended, 1.0) / max(point, 1.0))
-        return EtaResult(_moment(t + blended), _moment(t + min(outlook.quantile(0.1), blended)),
-                         _moment(t + max(outlook.quantile(0.9), blended)), remaining_m,
-                         predicted, kind, outlook, tuple(row), keys, raw, share,
+        ratio = max(blended, 1.0) / max(point, 1.0)  # the interval moves with the blend
+        return EtaResult(_moment(t + blended), _moment(t + min(low_s * ratio, blended)),
+                         _moment(t + max(high_s * ratio, blended)), remaining_m,
+                         predicted, kind, outlook.scaled(ratio), tuple(row), keys, raw, share,
                          (*cands, elapsed))
 
     def _physical_outlook(self, kind: str, predicted: float, other: float, chance: float

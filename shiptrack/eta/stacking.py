@@ -66,7 +66,9 @@ def _weights(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float
 def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
     """The bin of the share of the trip done, by the median of the candidates' time left
     (no single candidate's view of how far along the trip is)."""
-    left = float(np.nanmedian(np.asarray(cands, dtype=np.float64)))
+    known = sorted(c for c in cands if not math.isnan(c))
+    n = len(known)
+    left = (known[(n - 1) // 2] + known[n // 2]) / 2.0
     total = elapsed_s + max(left, 0.0)
     return bisect.bisect_left(EDGES, elapsed_s / total if total > 0 else 0.0)
 
@@ -96,10 +98,10 @@ class Stack:
     def blend(self, cands: Sequence[float], elapsed_s: float) -> float:
         """The blended time left, seconds."""
         w = self.weights(share_bin(elapsed_s, cands))
-        x = np.asarray(cands, dtype=np.float64)
+        x = list(cands)
         if math.isnan(x[LEARNED]):
             x[LEARNED] = x[0]  # no correction: weight meant for it goes to the physical model
-        return float(x @ w)
+        return sum(v * float(wi) for v, wi in zip(x, w, strict=True))
 
     def _fit(self, b: int) -> NDArray[np.float64]:
         pool = self._pool(b)
