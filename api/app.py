@@ -48,6 +48,7 @@ from api.webhooks import WebhookWorker
 from shiptrack import __version__
 from shiptrack.carriers import polling
 from shiptrack.config import Settings
+from shiptrack.db.migrate import migrate
 from shiptrack.errors import ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         publisher = MqttPublisher(parse_mqtt_url(mqtt_url))
         publisher.start()
         app.state.pool, app.state.feed, app.state.publisher = pool, feed, publisher
+        schema = asyncio.create_task(ensure_schema(app, database_url), name="migrate")
         hub: Hub = app.state.hub
         worker = WebhookWorker(pool, settings)
         notifier = NotificationWorker(pool, settings)
@@ -86,7 +88,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
             notifier.poke()
 
         hub.on_event = on_event
-        tasks = [asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
+        tasks = [schema, asyncio.create_task(hub.watchdog(), name="hub-watchdog"),
                  asyncio.create_task(worker.run(), name="webhook-worker"),
                  asyncio.create_task(notifier.run(), name="notification-worker")]
         if carrier_accounts:
@@ -115,6 +117,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.admin_token = admin_token
     app.state.admin_digest = digest(admin_token)
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
+    app.state.schema = "migrating"
     errors.install(app)
     input_guard.install(app, settings.max_body_bytes)  # inside the security headers
     security.install(app, settings.cors_origins, web.image_origins(settings))
@@ -139,15 +142,35 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     return app
 
 
+async def ensure_schema(app: FastAPI, database_url: str) -> None:
+    """Apply pending migrations (under the migrator's lock) before ``/readyz`` says ready;
+    retried while the database is unreachable."""
+    delay = 1.0
+    while True:
+        try:
+            applied = await asyncio.to_thread(migrate, database_url)
+        except Exception as exc:  # unreachable (StorageError) or a migration that failed
+            app.state.schema = f"not migrated: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            log.warning("%s; retrying in %.0f s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        if applied:
+            log.info("applied %d migration(s): %s", len(applied), ", ".join(applied))
+        app.state.schema = "ok"
+        return
+
+
 def _health_routes(app: FastAPI) -> None:
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Process alive")
     async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, tags=["health"],
-             summary="Database and broker reachable", responses={503: {"model": Health}})
+             summary="Schema current, database and broker reachable",
+             responses={503: {"model": Health}})
     async def readyz(request: Request) -> Any:
-        checks = {"database": "ok", "broker": "ok"}
+        checks = {"database": "ok", "broker": "ok", "schema": request.app.state.schema}
         try:
             async with request.app.state.pool.connection(timeout=2) as conn:
                 await conn.execute("SELECT 1")

@@ -37,6 +37,7 @@ SELECT DISTINCT ON (bucket) ts, lat, lon, speed, heading FROM (
     SELECT {bucket} AS bucket, ts, lat, lon, speed, heading FROM positions WHERE {where}
 ) p ORDER BY bucket, ts DESC
 """
+TRACK_SPAN = f"SELECT min(ts), max(ts) FROM positions WHERE {TRACK_WHERE}"
 BUCKET_SQL = {"timescale": "time_bucket(%(w)s, ts, origin => %(f)s)",
               "plain": "date_bin(%(w)s, ts, %(f)s)"}
 FromParam = Annotated[str | None, Query(
@@ -142,8 +143,8 @@ async def device_track(
     max_points: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> DeviceTrack:
     """Fixes between ``from`` (default: ``to`` minus 24 h) and ``to`` (default: now), in
-    time order. With more than ``max_points`` fixes, the span is cut into ``max_points``
-    equal buckets and the last fix of each is kept."""
+    time order. With more than ``max_points`` fixes, the span of those fixes (within the
+    window) is cut into ``max_points`` equal buckets and the last fix of each is kept."""
     start, end = track_window(from_, to)
     params: dict[str, Any] = {"d": device_id, "f": start, "t": end, "n": max_points + 1}
     pool = request.app.state.pool
@@ -156,8 +157,11 @@ async def device_track(
         rows = await cur.fetchall()
         downsampled = len(rows) > max_points
         if downsampled:
-            span_us = (end - start) // timedelta(microseconds=1)
+            await cur.execute(TRACK_SPAN, params)
+            first, last = (await cur.fetchone() or {}).values()
+            span_us = (last - first) // timedelta(microseconds=1)
             params["w"] = timedelta(microseconds=span_us // max_points + 1)
+            params["f"] = first
             sql = TRACK_BUCKETED.format(bucket=BUCKET_SQL[mode], where=TRACK_WHERE)
             await cur.execute(sql, params)
             rows = await cur.fetchall()

@@ -60,14 +60,15 @@ router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
-SHIPMENT_SELECT = """
+SHIPMENT_SELECT = f"""
 SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
        s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
        s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
        s.late_probability, s.eta_first,
        s.carrier, s.carrier_tracking_number, s.carrier_eta,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
-                'source', m.source, 'data', m.data) ORDER BY m.ts, m.id), '[]'::jsonb)
+                'source', m.source, 'data', m.data)
+                ORDER BY {q.MILESTONE_ORDER}), '[]'::jsonb)
           FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', x.kind, 'reason', x.reason,
                 'since', x.since, 'data', x.data, 'code', x.code) ORDER BY x.since, x.kind),
@@ -163,6 +164,17 @@ def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str,
         raise ApiError(422, str(exc)) from exc
 
 
+def created_at(body: ShipmentCreate) -> datetime:
+    """The time of the ``created`` milestone: ``created_at`` if given (never in the future),
+    else now."""
+    now = datetime.now(UTC)
+    if body.created_at is None:
+        return now
+    if body.created_at > now:
+        raise ApiError(422, "created_at: must not be in the future")
+    return body.created_at.astimezone(UTC)
+
+
 @router.post("/shipments", status_code=201, response_model=Shipment,
              summary="Create a shipment (answers its tracking token and URL)",
              responses=error_responses(409, 422))
@@ -175,7 +187,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
     route, limits = checked_route(body.route), checked_limits(request, body.sensor_limits)
     corridor = await built_corridor(route, body.route_corridor_m or settings.route_corridor_m)
     wanted = checked_all(body.subscriptions)
-    now = datetime.now(UTC)
+    now = created_at(body)
     sid = new_id("shp", now)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
@@ -186,14 +198,14 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         await cur.execute(
             "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
             " destination, promised_by, route, route_corridor_m, sensor_limits, carrier,"
-            " carrier_tracking_number, route_corridor_wkb)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " carrier_tracking_number, route_corridor_wkb, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
             (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
              None if origin is None else Jsonb(origin.as_json()),
              Jsonb(destination.as_json()), body.promised_by,
              None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits),
-             body.carrier, body.carrier_tracking_number, corridor))
+             body.carrier, body.carrier_tracking_number, corridor, now))
         ship = await cur.fetchone()
         if ship is None:
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",

@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ApiError, error_responses
 from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
+from shiptrack.db import tracking_sql as q
 from shiptrack.db.tracking_sql import FINAL_SQL
 from shiptrack.shipments import IN_TRANSIT
 
@@ -35,7 +36,7 @@ UNDER_WAY = IN_TRANSIT
 TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's tracking token",
                                     examples=["kT3v8pQm2xYb7Wn4Zr6Hs1Lc"])]
 
-SHIPMENT_SQL = """
+SHIPMENT_SQL = f"""
 SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.promised_by,
        s.eta, s.eta_low, s.eta_high, s.remaining_m, s.at_risk, s.delivered_at,
        s.late_probability, s.eta_first,
@@ -44,8 +45,8 @@ SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.prom
          ORDER BY x.since DESC, x.kind DESC LIMIT 1) AS exception_code,
        og.geometry AS origin_geometry, dg.geometry AS destination_geometry,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
-                                                     'source', m.source) ORDER BY m.ts, m.id),
-                        '[]'::jsonb)
+                                                     'source', m.source)
+                                  ORDER BY {q.MILESTONE_ORDER}), '[]'::jsonb)
           FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
        (SELECT min(m.ts) FROM shipment_milestones m
          WHERE m.shipment_id = s.id AND m.kind = 'picked_up') AS picked_up_at,

@@ -62,6 +62,10 @@ class ShipmentCreate(BaseModel):
         None, description="{lat, lon, radius_m?} or {geofence_id}; optional with a carrier")
     destination: dict[str, Any] = Field(description="{lat, lon, radius_m?} or {geofence_id}")
     promised_by: AwareDatetime | None = None
+    created_at: AwareDatetime | None = Field(
+        None, description="when the shipment was really created (RFC 3339, not in the "
+        "future): the time of its `created` milestone; default now. Fixes and scans older "
+        "than it make no milestone")
     route: dict[str, Any] | None = Field(None, description="GeoJSON LineString")
     route_corridor_m: float | None = Field(None, gt=0, le=100_000,
                                            description="route deviation corridor half-width")

@@ -23,7 +23,7 @@ import psycopg
 from ingest import metrics
 from ingest.eta_stage import EtaOutcome, EtaStage
 from ingest.mqtt_source import Inbound, MqttSource
-from ingest.outliers import LastFix, advance
+from ingest.outliers import DeviceTrack, Rules, advance, seed
 from ingest.store import PositionStore
 from ingest.tracking import MilestoneOp, Outcome, Tracker, TrackingConfig
 from ingest.tracking_store import Caches, TrackingStore, Written
@@ -90,8 +90,8 @@ class Pipeline:
         self.source = source
         self.database_url = database_url
         self.store: PositionStore | None = None
-        self.last: dict[str, LastFix] = {}
-        self.max_speed_mps = settings.max_speed_kmh / 3.6
+        self.last: dict[str, DeviceTrack] = {}  # the outlier filter's state, per device
+        self.outlier_rules = Rules(settings.max_speed_kmh / 3.6, settings.outlier_confirm_fixes)
         self.tracker = Tracker(TrackingConfig.from_settings(settings))
         self.tracking: TrackingStore | None = None
         self._caches = Caches()
@@ -180,8 +180,8 @@ class Pipeline:
         )
         unknown = {f.device_id for f in decoded.fixes} - self.last.keys()
         if unknown:
-            self.last.update(store.load_last(unknown))
-        live, moved = advance(decoded.fixes, self.last, self.max_speed_mps)
+            self.last.update(seed(store.load_last(unknown)))
+        live, moved = advance(decoded.fixes, self.last, self.outlier_rules)
         outcome = self._track(tracking, live, decoded.scans, now)
         decoded.rejections.extend(outcome.rejections)
         eta = self._eta(live, outcome)

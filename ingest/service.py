@@ -23,11 +23,13 @@ from ingest import metrics
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline, is_transient
 from shiptrack.config import Settings
-from shiptrack.errors import ConfigError
+from shiptrack.db.migrate import migrate
+from shiptrack.errors import BrokerError, ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.topics import OWNTRACKS_FILTER, POSITION_FILTER, SCAN_FILTER
 
 log = logging.getLogger("shiptrack.ingest")
+BROKER_START_TIMEOUT_S = 10.0  # at start only; later outages are waited out
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -43,6 +45,9 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
     ``ready`` is set once the broker has accepted the subscriptions."""
     if not settings.database_url or not settings.mqtt_url:
         raise ConfigError("shiptrack ingest needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
+    applied = migrate(settings.database_url)  # StorageError (one line) when unreachable
+    if applied:
+        log.info("applied %d migration(s): %s", len(applied), ", ".join(applied))
     source = MqttSource(
         parse_mqtt_url(settings.mqtt_url), settings.mqtt_client_id, subscriptions(settings),
         settings.ingest_receive_maximum,
@@ -53,6 +58,12 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
         server = metrics.serve_metrics(settings.http_host, settings.metrics_port,
                                        lambda: not stop.is_set())
     source.start()
+    if not source.subscribed.wait(BROKER_START_TIMEOUT_S) and not stop.is_set():
+        source.stop()
+        if server is not None:
+            server.shutdown()
+        raise BrokerError(f"cannot reach the MQTT broker at {source.target.url} (or it refused "
+                          f"ingest's login) within {BROKER_START_TIMEOUT_S:g} s")
     log.info("ingest running: %s", ", ".join(source.filters))
     retrying = Retrying(
         retry=retry_if_exception(is_transient),

@@ -87,12 +87,12 @@ class PositionStore:
 
     def load_last(self, device_ids: Iterable[str]) -> dict[str, LastFix]:
         rows = self.conn.execute(
-            "SELECT device_id, last_ts, lat, lon FROM devices"
+            "SELECT device_id, last_ts, lat, lon, accuracy FROM devices"
             " WHERE device_id = ANY(%s) AND last_ts IS NOT NULL",
             (list(device_ids),),
         ).fetchall()
         self.conn.commit()
-        return {str(r[0]): LastFix(r[1], r[2], r[3]) for r in rows}  # type: ignore[arg-type]
+        return {str(r[0]): LastFix(r[1], r[2], r[3], r[4]) for r in rows}  # type: ignore[arg-type]
 
     def write(
         self,

@@ -187,6 +187,8 @@ class Batch:
     def milestone(self, ship: ShipmentTrack, kind: str, ts: datetime, source: str,
                   data: dict[str, Any], geofence_id: str | None = None) -> bool:
         status = self.ship_status(ship)
+        if ship.created_at is not None and ts < ship.created_at:
+            return False  # before the shipment existed (SPEC: created first)
         if kind == HUB:
             if status in FINAL or (ship.id, ts) in self.hubs:
                 return False

@@ -117,6 +117,7 @@ class ShipmentTrack:
     at_risk: bool = False
     eta_announced: datetime | None = None
     eta_first: datetime | None = None  # the first ETA announced (migration 0014)
+    created_at: datetime | None = None  # nothing older is a milestone of it
 
 
 # -- what a batch produces -------------------------------------------------------------------

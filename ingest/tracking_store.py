@@ -155,7 +155,7 @@ class TrackingStore:
                                               cached])
         for row in rows:
             (sid, ref, device, status, origin, destination, route, width, limits, last,
-             promised_by, at_risk, announced, eta_first) = row
+             promised_by, at_risk, announced, eta_first, created) = row
             o, d = area_from(origin, f"{sid}:origin"), area_from(destination,
                                                                  f"{sid}:destination")
             if (o is None and origin is not None) or d is None:
@@ -171,7 +171,7 @@ class TrackingStore:
                                  last_ts=last, promised_by=promised_by,
                                  route=route if isinstance(route, dict) else None,
                                  at_risk=bool(at_risk), eta_announced=announced,
-                                 eta_first=eta_first)
+                                 eta_first=eta_first, created_at=created)
             if isinstance(route, dict):
                 key = (str(sid), msgspec.json.encode(route).decode(),
                        float(width or self.corridor_m))

@@ -3,6 +3,7 @@ eta-convert``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -13,20 +14,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shiptrack.config import Settings, load_settings
-from shiptrack.errors import ShiptrackError
+from shiptrack.cli_settings import SECRET_FIELDS, settings_options
+from shiptrack.config import Settings
+from shiptrack.embedded import bind_listener
+from shiptrack.errors import ConfigError, ShiptrackError
 
 app = typer.Typer(
     help="shiptrack: real-time shipment telemetry (MQTT ingest, REST, live streams).",
     no_args_is_help=True, add_completion=False,
 )
 console = Console(stderr=True)
-
-DatabaseUrl = Annotated[str | None, typer.Option(help="overrides SHIPTRACK_DATABASE_URL")]
-MqttUrl = Annotated[str | None, typer.Option(help="overrides SHIPTRACK_MQTT_URL")]
-Host = Annotated[str | None, typer.Option(help="overrides SHIPTRACK_HTTP_HOST")]
-Port = Annotated[int | None, typer.Option(help="overrides SHIPTRACK_HTTP_PORT")]
-
 
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
@@ -47,31 +44,35 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def _fail(exc: ShiptrackError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
+    console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
 
 @app.command()
-def migrate(database_url: DatabaseUrl = None) -> None:
+@settings_options(("database_url", "data_dir", "log_level"), on_error=_fail)
+def migrate(settings: Settings) -> None:
     """Apply pending database migrations."""
     from shiptrack.db.migrate import migrate as run_migrations
     from shiptrack.db.migrate import storage_mode
 
-    settings = load_settings(database_url=database_url)
     _setup_logging(settings)
     if not settings.database_url:
         raise _fail(ShiptrackError("set SHIPTRACK_DATABASE_URL (or run `shiptrack up`)"))
-    applied = run_migrations(settings.database_url)
-    mode = storage_mode(settings.database_url)
+    try:
+        applied = run_migrations(settings.database_url)
+        mode = storage_mode(settings.database_url)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
     console.print(f"applied {len(applied)} migration(s) {applied} [storage: {mode}]")
 
 
 @app.command()
-def ingest(database_url: DatabaseUrl = None, mqtt_url: MqttUrl = None) -> None:
-    """Run the ingest service: MQTT -> validation -> PostgreSQL -> live topics."""
+@settings_options(on_error=_fail)
+def ingest(settings: Settings) -> None:
+    """Run the ingest service: MQTT -> validation -> PostgreSQL -> live topics. Applies
+    pending migrations first."""
     from ingest.service import run
 
-    settings = load_settings(database_url=database_url, mqtt_url=mqtt_url)
     _setup_logging(settings)
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -82,49 +83,65 @@ def ingest(database_url: DatabaseUrl = None, mqtt_url: MqttUrl = None) -> None:
 
 
 @app.command()
-def api(
-    database_url: DatabaseUrl = None, mqtt_url: MqttUrl = None,
-    host: Host = None, port: Port = None,
-) -> None:
-    """Run the HTTP API, WebSocket streams and web dashboards."""
+@settings_options(on_error=_fail)
+def api(settings: Settings) -> None:
+    """Run the HTTP API, WebSocket streams and web dashboards. Applies pending migrations
+    first."""
     import uvicorn
 
     from api.app import create_app
+    from shiptrack.db.migrate import migrate as run_migrations
     from shiptrack.paths import admin_token
 
-    settings = load_settings(database_url=database_url, mqtt_url=mqtt_url, http_host=host,
-                             http_port=port)
     _setup_logging(settings)
-    token, created = admin_token(settings)
-    if created:
-        console.print(f"generated admin token (kept in the data dir): [bold]{token}[/bold]")
     try:
+        if not settings.database_url:
+            raise ConfigError("the API needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
+        run_migrations(settings.database_url)  # fail fast; the app re-checks for /readyz
+        listener = bind_listener(settings.http_host, settings.http_port, "the API",
+                                 "set SHIPTRACK_HTTP_PORT or --http-port")
+        token, created = admin_token(settings)
         application = create_app(settings, token)
     except ShiptrackError as exc:
         raise _fail(exc) from exc
-    uvicorn.run(application, host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level.lower(), ws_ping_interval=settings.ws_ping_seconds,
-                ws_per_message_deflate=False)
+    if created:
+        console.print(f"generated admin token (kept in the data dir): [bold]{token}[/bold]")
+    config = uvicorn.Config(application, host=settings.http_host, port=settings.http_port,
+                            log_level=settings.log_level.lower(),
+                            ws_ping_interval=settings.ws_ping_seconds,
+                            ws_per_message_deflate=False)
+    with listener:
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 @app.command()
+@settings_options(on_error=_fail)
 def up(
+    settings: Settings,
     simulate: Annotated[int, typer.Option("--simulate", help="simulated devices (0: none)")] = 0,
-    database_url: DatabaseUrl = None, mqtt_url: MqttUrl = None,
-    host: Host = None, port: Port = None,
 ) -> None:
     """Run everything: embedded servers where none is configured, migrations, ingest,
     the API with dashboards, and optionally a simulated fleet."""
     from shiptrack.up import run_up
 
-    settings = load_settings(database_url=database_url, mqtt_url=mqtt_url, http_host=host,
-                             http_port=port)
     _setup_logging(settings)
     try:
         with ExitStack() as stack:
             run_up(settings, simulate, stack, console)
     except ShiptrackError as exc:
         raise _fail(exc) from exc
+
+
+@app.command("settings")
+@settings_options(on_error=_fail)
+def show_settings(settings: Settings) -> None:
+    """Print the effective settings (environment and flags) as JSON; the admin token is
+    masked."""
+    values = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        if values.get(name):
+            values[name] = "***"
+    typer.echo(json.dumps(values, indent=2, sort_keys=True))
 
 
 def _register_simulate() -> None:

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    embedded_mqtt_port: int = Field(
+        default=1883, ge=1, le=65535,
+        description="port of the embedded broker of shiptrack up (taken: a free one, kept)",
+    )
     admin_token: str | None = None
 
     # Additive settings (documented in README): not in the SPEC's table.
@@ -43,6 +47,10 @@ class Settings(BaseSettings):
     ingest_batch_ms: int = Field(default=50, ge=1, le=10_000)
     ingest_receive_maximum: int = Field(default=20000, ge=1, le=65535)
     max_speed_kmh: float = Field(default=300.0, gt=0)
+    outlier_confirm_fixes: int = Field(
+        default=3, ge=1, le=100,
+        description="consecutive agreeing fixes that move a device to where it reappeared",
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=1024)
     ws_queue_limit: int = Field(default=1000, ge=10)
     ws_stall_seconds: float = Field(default=10.0, gt=0)

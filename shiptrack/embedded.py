@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, NoReturn, Self
@@ -354,6 +355,50 @@ def port_in_use(port: int, host: str = _LOOPBACK) -> bool:
     return False
 
 
+def bind_listener(host: str, port: int, what: str, hint: str = "") -> socket.socket:
+    """A listening TCP socket on ``host:port`` for a server to serve on, bound now so that a
+    taken port is found before anything starts; EmbeddedError (one line) otherwise."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise EmbeddedError(f"cannot listen on {host}:{port} for {what}: {reason}"
+                            + (f" ({hint})" if hint else "")) from exc
+    return sock
+
+
+def _die_with_parent() -> None:
+    """In a child before exec (Linux): signals as usual (the parent held SIGINT/SIGTERM
+    around the fork), and SIGTERM when the parent dies, even by SIGKILL."""
+    import ctypes
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM (delivered right after) while forking with ``preexec_fn``: the
+    fork runs Python at-fork hooks (logging takes and releases its lock there), and a
+    signal handler raising inside one would be swallowed and leave that lock held."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def mqtt_connect_ok(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when ``host:port`` answers an MQTT 3.1.1 CONNECT with a successful CONNACK."""
     import paho.mqtt.client as mqtt
@@ -406,6 +451,13 @@ class EmbeddedBroker(_Server):
     ``"mosquitto"`` (EmbeddedError if none) or ``"amqtt"``. The choice is made at
     construction and shown by :attr:`kind`. Config, persistence and the broker's log
     (``mosquitto.log`` / ``amqtt.log``) go to ``data_dir``. ``port=None`` picks a free port.
+    With ``keep_port``, a ``port`` that is taken is replaced by the port kept in
+    ``data_dir/port`` (or, if that is taken too, a free one, then kept there), so that
+    devices configured for it keep working across restarts.
+
+    The broker dies with the process that started it (Linux ``PR_SET_PDEATHSIG``), even
+    when that one is killed with SIGKILL; a leftover of a crashed run is stopped at the next
+    start (``broker.pid``).
     """
 
     def __init__(
@@ -415,9 +467,11 @@ class EmbeddedBroker(_Server):
         *,
         prefer: BrokerPreference = "auto",
         start_timeout: float = 10.0,
+        keep_port: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().absolute()
         self._requested_port = port
+        self.keep_port = keep_port
         self.start_timeout = start_timeout
         self._port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -470,29 +524,30 @@ class EmbeddedBroker(_Server):
         except OSError as exc:
             raise EmbeddedError(f"cannot create {self.data_dir}: {exc}") from exc
         self._kill_leftover()
-        port = self._requested_port if self._requested_port is not None else free_port()
-        if port_in_use(port):
-            raise EmbeddedError(f"cannot start the embedded MQTT broker: port {port} is in use")
+        port = self._choose_port()
         cmd = self._mosquitto_cmd(port) if self._kind == "mosquitto" else self._amqtt_cmd(port)
         logger.info("starting embedded MQTT broker (%s) on %s:%d", self._kind, _LOOPBACK, port)
         t0 = time.monotonic()
         log = self.log_path.open("wb")
         try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir,
-                env=self._child_env(),
-                # Own session: a terminal's Ctrl-C reaches only us; we stop the broker last.
-                start_new_session=True,
-            )
+            with _signals_held() if sys.platform == "linux" else contextlib.nullcontext():
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.data_dir,
+                    env=self._child_env(),
+                    # Own session: a terminal's Ctrl-C reaches only us; we stop the broker last.
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                )
         except OSError as exc:
             log.close()
             raise EmbeddedError(f"cannot run {cmd[0]}: {exc}") from exc
         self._proc, self._log, self._port = proc, log, port
         self._pidfile.write_text(f"{proc.pid}\n", encoding="utf-8")
+        self.url_file.write_text(f"mqtt://{_LOOPBACK}:{port}\n", encoding="utf-8")
         atexit.register(self.stop)
         deadline = t0 + self.start_timeout
         while True:
@@ -533,10 +588,47 @@ class EmbeddedBroker(_Server):
             with contextlib.suppress(OSError, ValueError):
                 if int(self._pidfile.read_text(encoding="utf-8")) == proc.pid:
                     self._pidfile.unlink()
+                    self.url_file.unlink(missing_ok=True)
         if log is not None:
             log.close()
 
     # -- helpers
+
+    @property
+    def url_file(self) -> Path:
+        """``url``: where a running broker of this data dir is, for other commands."""
+        return self.data_dir / "url"
+
+    @property
+    def port_file(self) -> Path:
+        return self.data_dir / "port"
+
+    def _choose_port(self) -> int:
+        """The requested port; with ``keep_port``, the one kept in its place at an earlier
+        start (``port_file``: "<requested> <kept>") first, while it is free."""
+        requested = self._requested_port
+        if not self.keep_port or not requested:
+            if requested and port_in_use(requested):
+                raise EmbeddedError(
+                    f"cannot start the embedded MQTT broker: port {requested} is in use")
+            return requested or free_port()
+        kept = self._kept_port(requested)
+        if kept is not None and not port_in_use(kept):
+            return kept
+        if not port_in_use(requested):
+            return requested
+        port = free_port()
+        self.port_file.write_text(f"{requested} {port}\n", encoding="utf-8")
+        logger.warning("port %d is taken; the embedded MQTT broker uses %d, now and at the "
+                       "next starts (kept in %s)", requested, port, self.port_file)
+        return port
+
+    def _kept_port(self, requested: int) -> int | None:
+        try:
+            wanted, kept = (int(v) for v in self.port_file.read_text(encoding="utf-8").split())
+        except (OSError, ValueError):
+            return None
+        return kept if wanted == requested and 0 < kept < 65536 else None
 
     def _fail(self, what: str) -> NoReturn:
         kind, log_path = self._kind, self.log_path

@@ -3,7 +3,8 @@
     ShiptrackError
     ├── ConfigError        bad or missing configuration
     ├── StorageError       the database refused or is unreachable
-    └── EmbeddedError      an embedded server could not start
+    ├── EmbeddedError      an embedded server could not start
+    └── BrokerError        the MQTT broker is unreachable at start
 """
 
 
@@ -20,4 +21,8 @@ class StorageError(ShiptrackError):
 
 
 class EmbeddedError(ShiptrackError):
+    pass
+
+
+class BrokerError(ShiptrackError):
     pass

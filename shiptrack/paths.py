@@ -20,6 +20,21 @@ def data_dir(settings: Settings) -> Path:
     return path
 
 
+def running_up(settings: Settings) -> tuple[str | None, str | None]:
+    """The MQTT URL of the embedded broker of a ``shiptrack up`` running on this data dir
+    (None when none runs) and the admin token it generated (None when none was)."""
+    base = Path(settings.data_dir) if settings.data_dir else Path(
+        platformdirs.user_data_dir("shiptrack"))
+    return _read(base / "broker" / "url"), _read(base / "admin-token")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
 def admin_token(settings: Settings) -> tuple[str, bool]:
     """The admin token: ``SHIPTRACK_ADMIN_TOKEN``, else one generated at first start and
     kept (mode 0600) in the data directory. Returns it and whether it was just made."""

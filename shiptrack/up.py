@@ -3,6 +3,11 @@
 Embedded PostgreSQL and broker (only where no URL is configured) run as child processes;
 ingest and the simulator run as threads beside the API, so the API's ``/metrics``
 covers ingest too. Ctrl-C stops the API, then the threads, then the servers.
+
+It fails fast: the API's port is bound before anything starts, so a taken port is a one-line
+error; whatever had started is stopped on any failure (the ExitStack). SIGTERM unwinds like
+Ctrl-C from the first moment. After a SIGKILL the broker dies with us (PR_SET_PDEATHSIG)
+and the next start reuses the still running embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from rich.console import Console
 
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate, storage_mode
-from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres
+from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres, bind_listener
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.paths import admin_token, data_dir
 
@@ -30,9 +35,13 @@ def _start_servers(settings: Settings, stack: ExitStack, console: Console) -> Se
         updates["database_url"] = pg.start()
         console.print(f"embedded PostgreSQL: data in {base / 'postgres'}")
     if not settings.mqtt_url:
-        broker = stack.enter_context(EmbeddedBroker(base / "broker"))
+        broker = stack.enter_context(EmbeddedBroker(
+            base / "broker", settings.embedded_mqtt_port, keep_port=True))
         updates["mqtt_url"] = broker.start()
-        console.print(f"embedded MQTT broker ({broker.kind}): {updates['mqtt_url']}")
+        note = "" if broker.port == settings.embedded_mqtt_port else (
+            f" ({settings.embedded_mqtt_port} is taken; this port is kept for the next starts)")
+        console.print(f"embedded MQTT broker ({broker.kind}): {updates['mqtt_url']}{note}",
+                      soft_wrap=True, highlight=False)
     return settings.model_copy(update=updates)
 
 
@@ -46,6 +55,11 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
     from api.app import create_app
     from ingest.service import run as run_ingest
 
+    # SIGTERM unwinds the stack (stopping the servers) like Ctrl-C, from the first moment
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    listener = bind_listener(settings.http_host, settings.http_port, "the API",
+                             "set SHIPTRACK_HTTP_PORT or --http-port")
+    stack.callback(listener.close)
     settings = _start_servers(settings, stack, console)
     assert settings.database_url and settings.mqtt_url
     applied = migrate(settings.database_url)
@@ -67,6 +81,8 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
         f"  fleet stream:         ws://{settings.http_host}:{settings.http_port}/ws/fleet"
         f"?token={token}\n"
         f"  MQTT:                 {settings.mqtt_url}  (topic shiptrack/v1/devices/<id>/position)\n"
+        f"  demo fleet:           shiptrack simulate --scenario demo --mqtt-url "
+        f"{settings.mqtt_url} --api-url {base} --token {token}\n"
         f"  admin token:          {token}\n"
         f"  Ctrl-C stops everything.\n",
         soft_wrap=True, highlight=False,
@@ -75,9 +91,8 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
                             log_level="warning", ws_ping_interval=settings.ws_ping_seconds,
                 ws_per_message_deflate=False)
     # uvicorn handles SIGINT/SIGTERM while serving, then re-raises the signal with the
-    # previous handler: make SIGTERM unwind the stack (stopping the servers) like Ctrl-C
-    signal.signal(signal.SIGTERM, _exit_on_signal)
-    uvicorn.Server(config).run()
+    # previous handler (ours above for SIGTERM)
+    uvicorn.Server(config).run(sockets=[listener])
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -21,8 +21,10 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from shiptrack.config import load_settings
 from shiptrack.errors import ConfigError, ShiptrackError
 from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.paths import running_up
 from simulator.cities import CITIES
 from simulator.clock import start_in_past
 from simulator.fleet import Fleet, FleetConfig
@@ -126,11 +128,13 @@ def simulate(
         help="API for the demo's shipments. Default: http://SHIPTRACK_HTTP_HOST:PORT.")
     ] = None,
     token: Annotated[str | None, typer.Option(
-        envvar="SHIPTRACK_ADMIN_TOKEN", help="Bearer token for the API.")] = None,
+        envvar="SHIPTRACK_ADMIN_TOKEN",
+        help="Bearer token for the API. Default: the one a local `shiptrack up` made.")] = None,
     no_api: Annotated[bool, typer.Option(
         "--no-api", help="Do not create geofences and shipments.")] = False,
     mqtt_url: Annotated[str | None, typer.Option(
-        envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS).")
+        envvar="SHIPTRACK_MQTT_URL", help="mqtt://user:pass@host:port (mqtts:// for TLS). "
+        "Default: the embedded broker of a running `shiptrack up` (same data dir).")
     ] = None,
     topic_prefix: Annotated[str, typer.Option(
         envvar="SHIPTRACK_MQTT_TOPIC_PREFIX", help="Prefix before every topic.")] = "",
@@ -143,8 +147,11 @@ def simulate(
     speed = speed if speed is not None else sc.speed
     if interval <= 0 or speed <= 0 or (duration is not None and duration <= 0) or rate <= 0:
         raise _fail(err, "--interval, --speed, --duration and --rate must be positive")
+    local_url, local_token = running_up(load_settings())
+    mqtt_url, token = mqtt_url or local_url, token or local_token
     if not mqtt_url:
-        raise _fail(err, "no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL")
+        raise _fail(err, "no broker: pass --mqtt-url or set SHIPTRACK_MQTT_URL (or run "
+                    "`shiptrack up`, whose broker is found by itself)")
     try:
         target = parse_mqtt_url(mqtt_url)
     except ConfigError as exc:

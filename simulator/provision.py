@@ -14,7 +14,7 @@ import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shiptrack.errors import ShiptrackError
@@ -102,6 +102,10 @@ class Provisioner:
             "route": planned["route"],
             "sensor_limits": {"shock_g": {"max": SHOCK_LIMIT_G}},
         }
+        if planned.get("ts"):  # when it was planned, on the (maybe sped-up) simulated clock
+            planned_at = datetime.fromisoformat(planned["ts"])
+            body["created_at"] = min(planned_at, datetime.now(UTC)).isoformat().replace(
+                "+00:00", "Z")
         band = planned.get("temperature_band")
         if band:
             body["sensor_limits"]["temperature_c"] = {"min": band[0], "max": band[1]}

@@ -83,8 +83,9 @@ def running_ingest(settings: Settings) -> Iterator[threading.Event]:
 
 
 @contextmanager
-def running_api(settings: Settings) -> Iterator[str]:
-    """Serve the API with uvicorn in a thread; yields its base URL (http://...)."""
+def running_api(settings: Settings, ready: bool = True) -> Iterator[str]:
+    """Serve the API with uvicorn in a thread; yields its base URL (http://...) once it is
+    ready (broker feed and schema; ``ready=False``: as soon as it listens)."""
     import uvicorn
 
     from api.app import create_app
@@ -100,7 +101,9 @@ def running_api(settings: Settings) -> Iterator[str]:
         wait_for(lambda: server.started, timeout=10)
         port = server.servers[0].sockets[0].getsockname()[1]
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: app.state.feed.connected, timeout=10)
+        if ready:
+            wait_for(lambda: app.state.feed.connected, timeout=10)
+            wait_for(lambda: app.state.schema == "ok", timeout=10)
         yield base
     finally:
         server.should_exit = True

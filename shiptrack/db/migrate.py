@@ -15,6 +15,9 @@ from importlib import resources
 from typing import Literal
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from shiptrack.errors import StorageError
 
 log = logging.getLogger("shiptrack.db")
 
@@ -73,10 +76,30 @@ def _mode(conn: psycopg.Connection[tuple[object, ...]]) -> Mode:
     return mode
 
 
+def where(url: str) -> str:
+    """``host:port/dbname`` of a database URL, never its password (for messages)."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable URL)"
+    host = str(info.get("host") or "localhost")
+    return f"{host}:{info.get('port') or 5432}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def connect(url: str, timeout: float = 5.0) -> psycopg.Connection[tuple[object, ...]]:
+    """An autocommit connection; ``StorageError`` (one line) when the server is unreachable."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(timeout)))
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StorageError(f"cannot reach the database at {where(url)}: {reason}") from exc
+
+
 def migrate(url: str) -> list[str]:
-    """Apply every pending migration; return the names applied (empty when up to date)."""
+    """Apply every pending migration; return the names applied (empty when up to date).
+    One process at a time (an advisory lock); ``StorageError`` when unreachable."""
     applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         try:
             mode = _mode(conn)

@@ -9,6 +9,8 @@ that must behave the same whoever makes them.
   milestone (``created`` aside). All in one statement with the status change, so that
   ingest, the API and carrier updates racing on one shipment can never break the rules;
   ``RETURNING`` says whether it happened (and so whether its event is stored) and its time.
+- Nothing older than the shipment's ``created_at`` is a milestone of it: its timeline
+  starts with ``created``.
 - Events are inserted in the given order (``seq``) and a duplicate ``id`` is dropped.
 """
 
@@ -24,6 +26,9 @@ from shiptrack.shipments import FINAL, HUB, preceding
 # SQL list of the final statuses, from the one definition
 FINAL_SQL = ", ".join(f"'{s}'" for s in sorted(FINAL))
 
+# A timeline's order: by time, ``created`` first among equals, then as recorded.
+MILESTONE_ORDER = "m.ts, m.kind <> 'created', m.id"
+
 RECORD_MILESTONE = """
 WITH prev AS (
     SELECT max(m.ts) AS ts FROM shipment_milestones m
@@ -36,6 +41,7 @@ WITH prev AS (
                                ELSE delivered_at END,
            updated_at = now()
      WHERE id = %(shipment_id)s
+       AND created_at <= %(ts)s
        AND status = ANY(%(after)s::text[])
        AND NOT EXISTS (SELECT 1 FROM shipment_milestones m
                         WHERE m.shipment_id = %(shipment_id)s AND m.kind = %(kind)s
@@ -93,7 +99,7 @@ SELECT s.id, s.reference, s.device_id, s.status, s.origin, s.destination, s.rout
        (SELECT max(m.ts) FROM shipment_milestones m
          WHERE m.shipment_id = s.id AND m.kind NOT IN ('created', 'hub')) AS last_ts,
        s.promised_by, s.at_risk, s.eta_announced,
-       s.eta_first
+       s.eta_first, s.created_at
 FROM shipments s
 WHERE s.status NOT IN (""" + FINAL_SQL + """) AND s.device_id IS NOT NULL
 ORDER BY s.id

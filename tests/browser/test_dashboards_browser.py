@@ -221,7 +221,8 @@ def test_shipment_page_shows_eta_and_timeline_and_updates_live(
     r = stack.http.post("/api/v1/shipments", json={
         "reference": "ORD-7", "device_id": "van-7", "origin": {"lat": 52.40, "lon": 13.00},
         "destination": {"lat": 52.40, "lon": 13.90},
-        "promised_by": (now + timedelta(hours=6)).isoformat()})
+        "promised_by": (now + timedelta(hours=6)).isoformat(),
+        "created_at": (now - timedelta(minutes=40)).isoformat()})  # before the fixes below
     assert r.status_code == 201, r.text
     ship = r.json()
     t = now - timedelta(minutes=30)

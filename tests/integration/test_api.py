@@ -37,7 +37,7 @@ def test_health_auth_and_devices(settings: Settings) -> None:
             assert http.get("/healthz").json() == {"status": "ok", "checks": {}}
             ready = http.get("/readyz")
             assert ready.status_code == 200 and ready.json()["checks"] == {
-                "database": "ok", "broker": "ok"}
+                "database": "ok", "broker": "ok", "schema": "ok"}
             r = http.get("/api/v1/devices")
             assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
             r = http.get("/api/v1/devices", headers={"Authorization": "Bearer nope"})

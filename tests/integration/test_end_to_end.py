@@ -76,7 +76,9 @@ def test_shiptrack_up_runs_everything_on_embedded_defaults(tmp_path: Path) -> No
     try:
         base = f"http://127.0.0.1:{port}"
         token_file = tmp_path / "admin-token"
-        wait_for(lambda: token_file.exists() and _ok(base + "/readyz"), timeout=60)
+        wait_for(lambda: (token_file.exists() and _ok(base + "/readyz"))
+                 or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, proc.communicate(timeout=10)[0]  # say why it stopped
         token = token_file.read_text().strip()
 
         async def first_positions() -> set[str]:

@@ -38,7 +38,7 @@ def create(http: httpx.Client, reference: str, device: str, promised_by: datetim
     r = http.post("/api/v1/shipments", json={
         "reference": reference, "device_id": device, "origin": {"lat": 52.0, "lon": 13.0},
         "destination": {"lat": 52.0, "lon": 13.5}, "promised_by": iso(promised_by),
-        "route": ROUTE})
+        "route": ROUTE, "created_at": iso(START - timedelta(minutes=1))})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 

@@ -79,6 +79,7 @@ def test_a_trip_mails_each_chosen_milestone_once_across_restarts(
             "properties": {"name": "origin hub", "radius_m": 300}}).json()["id"]
         r = http.post("/api/v1/shipments", json={
             "reference": "ORD-1001", "device_id": "van-1", "origin": {"geofence_id": hub},
+            "created_at": iso(at(-60)),  # the trip replayed below is of three hours ago
             "destination": {"lat": 52.0, "lon": 13.5, "radius_m": 300},
             "route": {"type": "LineString", "coordinates": [[13.0, 52.0], [13.5, 52.0]]},
             "promised_by": iso(T0 - timedelta(hours=1)),  # late from the start

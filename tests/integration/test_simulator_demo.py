@@ -79,6 +79,7 @@ def test_demo_shipments_reach_delivered(settings: Settings, tmp_path: Path) -> N
         for shipment in shipments:
             kinds = [m["kind"] for m in shipment["milestones"]]
             assert kinds.index("picked_up") < kinds.index("delivered")
+            assert kinds[0] == "created"  # created_at: when the trip was planned
 
 
 class RecordingApi:

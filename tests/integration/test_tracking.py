@@ -99,7 +99,7 @@ def setup_world(http: httpx.Client, devices: list[str]) -> dict[str, str]:
     ships = {}
     for device in devices:
         r = http.post("/api/v1/shipments", json={
-            "reference": f"REF-{device}", "device_id": device,
+            "reference": f"REF-{device}", "device_id": device, "created_at": iso(at(-60)),
             "origin": {"geofence_id": hub},
             "destination": {"lat": 52.0, "lon": 13.5, "radius_m": 300},
             "route": {"type": "LineString", "coordinates": [[13.0, 52.0], [13.5, 52.0]]}})
@@ -144,12 +144,12 @@ def test_a_trip_through_origin_corridor_and_destination(settings: Settings,
         assert story(settings, "truck-1") == EXPECTED
         shipment = http.get(f"/api/v1/shipments/{ships['truck-1']}").json()
         assert shipment["status"] == "delivered"
-        # in time order; "created" is now, after this replayed trip of three hours ago
+        # in time order, "created" first (created_at: a minute before this replayed trip)
         assert [(m["kind"], m["source"]) for m in shipment["milestones"]] == [
-            ("picked_up", "device"), ("in_transit", "device"),
-            ("out_for_delivery", "device"), ("delivered", "device"), ("created", "api")]
-        assert [m["ts"] for m in shipment["milestones"][:4]] == [
-            iso(at(600)), iso(at(690)), iso(at(2670)), iso(at(3570))]
+            ("created", "api"), ("picked_up", "device"), ("in_transit", "device"),
+            ("out_for_delivery", "device"), ("delivered", "device")]
+        assert [m["ts"] for m in shipment["milestones"]] == [
+            iso(at(-60)), iso(at(600)), iso(at(690)), iso(at(2670)), iso(at(3570))]
         assert shipment["delivered_at"] == iso(at(3570))
         assert shipment["last_position"]["lon"] == 13.5  # where it was delivered
         assert shipment["exception"] is False
@@ -282,6 +282,7 @@ def test_each_exception_fires_and_resolves(settings: Settings, http: httpx.Clien
         "properties": {"name": "start", "radius_m": 300}}).json()["id"]
     r = http.post("/api/v1/shipments", json={
         "reference": "COLD-1", "device_id": "reefer-1", "origin": {"geofence_id": fence},
+        "created_at": iso(at(-60)),
         "destination": {"lat": 52.0, "lon": 14.5},
         "route": {"type": "LineString", "coordinates": [[13.0, 52.0], [14.5, 52.0]]},
         "route_corridor_m": 1000,
