@@ -10,7 +10,7 @@ candidates' time left, so no single candidate decides how far along a trip is). 
 weights come from the records of the bin and its two neighbours: each candidate's mean
 absolute error in seconds (the ETA's own measure) relative to the best one's, through
 exponential weights ``exp(-BETA * mae / best_mae)`` (a candidate 10 % worse than the
-best gets 1/e of its weight). So on a thin history, where the correction is still worse
+best gets e^-3, 5 %, of its weight). So on a thin history, where the correction is still worse
 than the trip's own speed late in a trip, the blend leans on that baseline, and it moves
 to the correction as the correction earns it. Soft weights, not a choice of the best nor
 a fitted convex combination: on tens of trips with heavy-tailed errors both of those
@@ -42,7 +42,7 @@ PRIOR_START = (1.0, 0.0, 0.0, 0.0)  # ... and at the start, where it has none: p
 MAX_RECORDS = 1_500  # per share bin
 MIN_RECORDS = 60  # records of a bin and its neighbours for their own weights
 EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share done
-BETA = 10.0  # how sharply a candidate's weight falls with its error relative to the best
+BETA = 30.0  # how sharply a candidate's weight falls with its error relative to the best
 
 
 def candidates(predicted_s: float, learned_s: float | None, fleet_s: float,
@@ -56,7 +56,7 @@ def candidates(predicted_s: float, learned_s: float | None, fleet_s: float,
 def _weights(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """Exponential weights by each candidate's mean absolute error relative to the best's:
     ``exp(-BETA * (mae / best_mae))``, normalised (one 10 % worse than the best gets
-    1/e of its weight)."""
+    e^-3 of its weight)."""
     mae = np.abs(x - y[:, None]).mean(axis=0)
     score = -BETA * mae / max(float(mae.min()), 1e-9)
     w = np.exp(score - score.max())
