@@ -18,7 +18,9 @@ from psycopg_pool import AsyncConnectionPool
 from api import (
     errors,
     input_guard,
+    log_redact,
     routes_carriers,
+    routes_credentials,
     routes_devices,
     routes_events,
     routes_exceptions,
@@ -34,9 +36,11 @@ from api import (
     security,
     web,
     ws_fleet,
+    ws_tickets,
     ws_track,
 )
 from api.auth import digest
+from api.auth_limit import FailureLimiter
 from api.carrier_poller import CarrierPoller
 from api.hub import Hub
 from api.live_feed import LiveFeed
@@ -51,6 +55,7 @@ from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
 from shiptrack.errors import ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
+from shiptrack.tracking_tokens import key_from
 
 log = logging.getLogger("shiptrack.api")
 STATIC = resources.files("dashboards") / "static"
@@ -80,7 +85,7 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
         schema = asyncio.create_task(ensure_schema(app, database_url), name="migrate")
         hub: Hub = app.state.hub
         worker = WebhookWorker(pool, settings)
-        notifier = NotificationWorker(pool, settings)
+        notifier = NotificationWorker(pool, settings, tracking_key=app.state.tracking_key)
         app.state.notifier = notifier
 
         def on_event() -> None:
@@ -117,6 +122,10 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.state.admin_token = admin_token
     app.state.admin_digest = digest(admin_token)
     app.state.hub = Hub(settings.ws_queue_limit, settings.ws_stall_seconds)
+    app.state.auth_limiter = FailureLimiter(settings.auth_fail_limit,
+                                            settings.auth_fail_window_s)
+    log_redact.install()
+    app.state.tracking_key = key_from(settings.tracking_key or admin_token)
     app.state.schema = "migrating"
     errors.install(app)
     input_guard.install(app, settings.max_body_bytes)  # inside the security headers
@@ -136,6 +145,8 @@ def create_app(settings: Settings, admin_token: str) -> FastAPI:
     app.include_router(routes_notify_pages.router)
     app.include_router(ws_fleet.router)
     app.include_router(ws_track.router)
+    app.include_router(routes_credentials.router)
+    app.include_router(ws_tickets.router)
     _health_routes(app)
     web.install(app, settings)  # before _pages: its mounts sit under /static
     _pages(app)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.errors import ApiError
 
 SCOPES = ("read", "write", "admin")
+WEBHOOKS = "webhooks"  # webhook routes only, outside the read < write < admin chain
+ALL_SCOPES = (*SCOPES, WEBHOOKS)
 TOKEN_PREFIX = "st_"
 LAST_USED_EVERY = timedelta(minutes=1)  # how often last_used_at is written at most
 
@@ -49,16 +52,18 @@ class Principal:
     token_id: str | None = None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes
+        return scope in self.scopes or "admin" in self.scopes  # admin: every scope
 
 
-ADMIN = Principal("admin", frozenset(SCOPES))
+ADMIN = Principal("admin", frozenset(ALL_SCOPES))
 
 
 def expand_scopes(scopes: list[str]) -> list[str]:
-    """``admin`` implies ``write`` implies ``read``: the stored, expanded set."""
-    top = max((SCOPES.index(s) for s in scopes), default=0)
-    return list(SCOPES[: top + 1])
+    """``admin`` implies ``write`` implies ``read``: the stored, expanded set (``webhooks``
+    stands alone: a token with only it has no ``read``)."""
+    chain = [SCOPES.index(s) for s in scopes if s in SCOPES]
+    expanded = list(SCOPES[: max(chain) + 1]) if chain else []
+    return [*expanded, WEBHOOKS] if WEBHOOKS in scopes and "admin" not in expanded else expanded
 
 
 def new_token() -> str:
@@ -114,6 +119,29 @@ async def authenticate(app: Any, token: str | None) -> Principal | None:
     return Principal("token", frozenset(row[2]), row[0])
 
 
+def client_key(conn: Request | WebSocket) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+Lookup = Callable[[Any, str], Awaitable["Principal | None"]]
+
+
+async def check_credentials(conn: Request | WebSocket, token: str,
+                            lookup: Lookup | None = None) -> Principal | None:
+    """``lookup`` (default ``authenticate``) behind the bad-credentials limiter: 429 while
+    the client is limited, and a failure counted for every invalid credential."""
+    limiter = conn.app.state.auth_limiter
+    key = client_key(conn)
+    wait = limiter.retry_after(key, time.monotonic())
+    if wait is not None:
+        raise ApiError(429, f"too many bad credentials; retry in {wait} s",
+                       headers={"Retry-After": str(wait)})
+    principal = await (lookup or authenticate)(conn.app, token)
+    if principal is None:
+        limiter.failed(key, time.monotonic())
+    return principal
+
+
 def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
     """A dependency: a valid bearer token with ``scope`` (None: by the method)."""
 
@@ -124,7 +152,7 @@ def require(scope: str | None) -> Callable[..., Awaitable[Principal]]:
         token = bearer_from_header(request.headers.get("authorization"))
         if token is None:
             raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
-        principal = await authenticate(request.app, token)
+        principal = await check_credentials(request, token)
         if principal is None:
             raise ApiError(401, "invalid token")
         needed = scope or ("read" if request.method in ("GET", "HEAD") else "write")
@@ -144,4 +172,5 @@ def websocket_token(ws: WebSocket) -> str | None:
 Reader = Annotated[Principal, Depends(require("read"))]
 Writer = Annotated[Principal, Depends(require("write"))]
 AdminOnly = Annotated[Principal, Depends(require("admin"))]
+WebhooksScope = Annotated[Principal, Depends(require(WEBHOOKS))]
 Admin = Annotated[Principal, Depends(require(None))]

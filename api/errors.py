@@ -40,15 +40,18 @@ PUBLIC_PREFIXES = ("/api/v1/track/",)
 DESCRIPTIONS = {400: "Bad request (body not JSON, or a cursor this API did not return)",
                 401: "Missing or invalid bearer token",
                 403: "The token lacks the scope this needs", 404: "Not found",
-                409: "Conflict", 422: "Invalid input", 503: "Database unavailable"}
+                409: "Conflict", 422: "Invalid input", 503: "Database unavailable",
+                429: "Too many bad credentials from this client (see Retry-After)"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES.get(status, "error")
         self.message = message
+        self.headers = headers
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -82,6 +85,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.headers:
+            headers = {**(headers or {}), **exc.headers}
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -132,9 +137,9 @@ def _document_errors(app: FastAPI) -> None:
                 if any(p.get("name") == "cursor" for p in op.get("parameters", ())):
                     extra.append(400)  # a cursor this API did not return
                 if op.get("security"):
-                    extra += [401, 403]
+                    extra += [401, 403, 429]
                 elif path.startswith("/api/") and not path.startswith(PUBLIC_PREFIXES):
-                    extra.append(401)  # SPEC: bearer auth for everything but tracking
+                    extra += [401, 429]  # SPEC: bearer auth for everything but tracking
                 if path.startswith("/api/"):
                     extra.append(503)
                 for status, body in error_responses(*extra).items():

@@ -45,6 +45,7 @@ from shiptrack.config import Settings
 from shiptrack.notify.mail import build_message
 from shiptrack.notify.quiet import release_at
 from shiptrack.notify.render import render_email, render_headline, render_sms
+from shiptrack.tracking_tokens import key_from, known_token
 
 log = logging.getLogger("shiptrack.api.notify")
 
@@ -69,7 +70,7 @@ WHERE s.id = o.subscription_id AND o.id IN (
 RETURNING o.id, o.subscription_id, o.occurrence, o.kind, o.context, o.attempts,
           %(now)s - o.created_at AS age, s.channel, s.address, s.language, s.timezone,
           s.quiet_start, s.quiet_end, s.secret, s.unsubscribe_token, s.shipment_id,
-          sh.tracking_token
+          sh.tracking_token_hash
 """
 
 
@@ -91,7 +92,7 @@ class Claimed:
     secret: str | None
     unsubscribe_token: str
     shipment_id: str
-    tracking_token: str
+    tracking_token_hash: bytes | None  # the token is made again from the id (tracking_tokens)
 
 
 CLAIMED = [f.name for f in fields(Claimed)]
@@ -99,9 +100,12 @@ CLAIMED = [f.name for f in fields(Claimed)]
 
 class NotificationWorker:
     def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, tracking_key: bytes | None = None) -> None:
         self.pool = pool
         self.settings = settings
+        # the API's key (app.state.tracking_key); alone: the same fallback as create_app
+        self.tracking_key = tracking_key or key_from(
+            settings.tracking_key or settings.admin_token or "")
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.wake = asyncio.Event()
         self.fanout = FanOut(pool, self.clock,
@@ -209,8 +213,8 @@ class NotificationWorker:
 
     async def send(self, item: Claimed) -> Result:
         s = self.settings
-        links = links_for(s, item.tracking_token, item.unsubscribe_token,
-                          item.context.get("confirm_token"))
+        token = known_token(self.tracking_key, item.shipment_id, item.tracking_token_hash)
+        links = links_for(s, token, item.unsubscribe_token, item.context.get("confirm_token"))
         try:
             if item.channel == "email":
                 what = "confirm" if item.kind == "confirm" else "update"

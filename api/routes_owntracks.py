@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from api.auth import authenticate, bearer_from_header
+from api.auth import bearer_from_header, check_credentials
 from api.errors import ApiError
 from api.mqtt_publisher import BrokerUnavailable
 from shiptrack.decode import Invalid, load_json
@@ -44,7 +44,7 @@ async def require_writer(request: Request) -> None:
     token = bearer_from_header(header) or basic_password(header)
     if token is None:
         raise ApiError(401, "missing token (Bearer, or HTTP Basic with the token as password)")
-    principal = await authenticate(request.app, token)
+    principal = await check_credentials(request, token)
     if principal is None:
         raise ApiError(401, "invalid token")
     if not principal.allows("write"):

@@ -55,13 +55,14 @@ from shiptrack.shipments import (
     parse_limits,
     parse_place,
 )
+from shiptrack.tracking_tokens import known_token, token_for
 
 router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
 SHIPMENT_SELECT = f"""
-SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token, s.origin, s.destination,
+SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token_hash, s.origin, s.destination,
        s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
        s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
        s.late_probability, s.eta_first,
@@ -98,9 +99,11 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
     if row["pos_ts"] is not None:
         position = LastPosition(ts=row["pos_ts"], lat=row["pos_lat"], lon=row["pos_lon"],
                                 speed=row["pos_speed"], heading=row["pos_heading"])
-    fields = {k: v for k, v in row.items() if not k.startswith("pos_")}
+    fields = {k: v for k, v in row.items() if not k.startswith(("pos_", "tracking_token"))}
+    token = known_token(request.app.state.tracking_key, row["id"], row["tracking_token_hash"])
     return Shipment(
-        **fields, tracking_url=tracking_url(request, row["tracking_token"]),
+        **fields, tracking_token=token,
+        tracking_url=tracking_url(request, token) if token else None,
         last_position=position, exception=bool(exceptions),
         exception_reason="; ".join(x["reason"] for x in exceptions) or None,
         exception_code=exceptions[-1]["code"] if exceptions else None,
@@ -189,6 +192,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
     wanted = checked_all(body.subscriptions)
     now = created_at(body)
     sid = new_id("shp", now)
+    token = token_for(request.app.state.tracking_key, sid)  # stored as its digest
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
         origin = None if body.origin is None else await checked_place(
@@ -201,7 +205,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
             " carrier_tracking_number, route_corridor_wkb, created_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
-            (sid, body.reference, body.device_id, secrets.token_urlsafe(32),
+            (sid, body.reference, body.device_id, token,
              None if origin is None else Jsonb(origin.as_json()),
              Jsonb(destination.as_json()), body.promised_by,
              None if route is None else Jsonb(route), body.route_corridor_m, Jsonb(limits),

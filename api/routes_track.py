@@ -57,7 +57,7 @@ FROM shipments s
 LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
 LEFT JOIN geofences dg ON dg.id = s.destination ->> 'geofence_id'
 LEFT JOIN devices d ON d.device_id = s.device_id
-WHERE sha256(s.tracking_token::bytea) = sha256(%(token)s::bytea)
+WHERE s.tracking_token_hash = sha256(%(token)s::bytea)
   AND (s.status NOT IN (""" + FINAL_SQL + """)
        OR coalesce(s.delivered_at, s.updated_at) > now() - %(keep)s)
 """

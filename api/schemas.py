@@ -81,7 +81,7 @@ class DeviceTrack(BaseModel):
     }]}}
 
 
-Scope = Literal["read", "write", "admin"]
+Scope = Literal["read", "write", "admin", "webhooks"]
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]{1,100}$"
 
 
@@ -89,7 +89,8 @@ class TokenCreate(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="what the token is for")
     scopes: list[Scope] = Field(
         default=["read"], min_length=1, max_length=3,
-        description="read < write < admin: each implies the ones before it")
+        description="read < write < admin: each implies the ones before it; webhooks: "
+        "the webhook routes only (admin implies it)")
     expires_at: AwareDatetime | None = Field(None, description="RFC 3339; none: never")
 
     model_config = {"extra": "forbid", "json_schema_extra": {"examples": [

@@ -1,10 +1,12 @@
 """Security headers and CORS.
 
 Every HTTP answer gets ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy:
-no-referrer``; the web pages (``/``, ``/t/...``, ``/static/...``) also get a Content
-Security Policy that allows our own scripts, OpenStreetMap tiles, and WebSockets to the
-same origin, and forbids framing (``frame-ancestors 'none'``, ``X-Frame-Options: DENY``).
-CORS is off unless ``SHIPTRACK_CORS_ORIGINS`` lists origins (comma-separated, or ``*``).
+no-referrer``; the API's (``/api/...``) also ``Cache-Control: no-store`` unless the
+route set one (they carry tokens, secrets and private data); the web pages (``/``,
+``/t/...``, ``/static/...``) also get a Content Security Policy that allows our own
+scripts, OpenStreetMap tiles, and WebSockets to the same origin, and forbids framing
+(``frame-ancestors 'none'``, ``X-Frame-Options: DENY``). CORS is off unless
+``SHIPTRACK_CORS_ORIGINS`` lists origins (comma-separated, or ``*``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ SAFE_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,
 PAGE_PREFIXES = ("/t/", "/static/", "/n/")
 
 COMMON = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+NO_STORE = (b"cache-control", b"no-store")
 
 
 def content_security_policy(host: str | None, img_origins: tuple[str, ...] = (TILES,)) -> str:
@@ -51,6 +54,8 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         extra = list(COMMON)
+        if scope.get("path", "").startswith("/api/"):
+            extra.append(NO_STORE)  # tokens, secrets and private data: never cached
         if is_page(scope.get("path", "")):
             host = next((v.decode("latin-1") for k, v in scope.get("headers", ())
                          if k == b"host"), None)
@@ -60,7 +65,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = list(message.get("headers", ()))
+                has_cache = any(k.lower() == NO_STORE[0] for k, _ in headers)
+                message["headers"] = [*headers, *(h for h in extra
+                                                  if not (h == NO_STORE and has_cache))]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -52,11 +52,13 @@ def encode(msg: Any) -> str:
     return _encoder.encode(msg).decode()
 
 
-async def deny(ws: WebSocket, status: int, code: str, message: str) -> None:
+async def deny(ws: WebSocket, status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> None:
     """Refuse a handshake with an HTTP status and the SPEC's error body, where the
     server supports it (uvicorn does); else close with 1008."""
     if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(JSONResponse(error_body(code, message), status))
+        await ws.send_denial_response(JSONResponse(error_body(code, message), status,
+                                                   headers=headers))
     else:
         await ws.close(CLOSE_POLICY, message)
 

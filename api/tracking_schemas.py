@@ -131,8 +131,10 @@ class Shipment(BaseModel):
     reference: str
     device_id: str | None
     status: Status
-    tracking_token: str
-    tracking_url: str
+    tracking_token: str | None = Field(
+        None, description="made from the id with the server's key; the database keeps its "
+        "SHA-256 only. null for a token issued before the key (its link still works)")
+    tracking_url: str | None = Field(None, description="as tracking_token")
     origin: dict[str, Any] | None
     destination: dict[str, Any]
     promised_by: datetime | None

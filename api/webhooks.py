@@ -39,6 +39,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from api.webhook_targets import refusal
 from shiptrack import __version__
 from shiptrack.config import Settings
 
@@ -228,6 +229,10 @@ class WebhookWorker:
             await self.record(delivery, status, error)
 
     async def attempt(self, d: Claimed) -> tuple[int | None, str | None]:
+        if not self.settings.webhook_allow_private:
+            reason = await refusal(d.url)
+            if reason:
+                return None, f"refused: {reason}"[:500]
         try:
             answer = await self.client.post(
                 d.url, content=d.body.encode(), headers=headers(d.secret, d.event_id, d.body))

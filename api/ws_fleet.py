@@ -11,10 +11,11 @@ from fastapi import APIRouter, WebSocket
 from psycopg.rows import dict_row
 
 from api import streams
-from api.auth import authenticate, websocket_token
+from api.auth import Principal, check_credentials, websocket_token
 from api.errors import ApiError
 from api.hub import Filter, Hub, Subscriber
 from api.streams import ClientMessageError
+from api.ws_tickets import redeem
 
 router = APIRouter()
 
@@ -61,12 +62,21 @@ async def snapshot_text(ws: WebSocket, flt: Filter) -> str:
     return streams.encode({"type": "snapshot", "devices": devices})
 
 
+async def stream_principal(ws: WebSocket) -> Principal | None:
+    """A single-use ``?ticket=``, else the bearer token (header or ``?token=``)."""
+    ticket = ws.query_params.get("ticket")
+    if ticket is not None:
+        return await check_credentials(ws, ticket, redeem)
+    token = websocket_token(ws)
+    return await check_credentials(ws, token) if token else None
+
+
 @router.websocket("/ws/fleet")
 async def fleet(ws: WebSocket) -> None:
     try:
-        principal = await authenticate(ws.app, websocket_token(ws))
-    except ApiError as exc:  # the token store is unreachable
-        await streams.deny(ws, exc.status, exc.code, exc.message)
+        principal = await stream_principal(ws)
+    except ApiError as exc:  # the token store is unreachable, or 429
+        await streams.deny(ws, exc.status, exc.code, exc.message, exc.headers)
         return
     if principal is None:
         await streams.deny(ws, 401, "unauthorized", "missing or invalid token")

@@ -91,16 +91,17 @@ def api(settings: Settings) -> None:
 
     from api.app import create_app
     from shiptrack.db.migrate import migrate as run_migrations
-    from shiptrack.paths import admin_token
+    from shiptrack.paths import admin_token, tracking_key
 
     _setup_logging(settings)
     try:
         if not settings.database_url:
             raise ConfigError("the API needs SHIPTRACK_DATABASE_URL and SHIPTRACK_MQTT_URL")
-        run_migrations(settings.database_url)  # fail fast; the app re-checks for /readyz
+        token, created = admin_token(settings)  # a bad token: refused before anything
+        settings = settings.model_copy(update={"tracking_key": tracking_key(settings)})
+        run_migrations(settings.database_url or "")  # fail fast; the app re-checks for /readyz
         listener = bind_listener(settings.http_host, settings.http_port, "the API",
                                  "set SHIPTRACK_HTTP_PORT or --http-port")
-        token, created = admin_token(settings)
         application = create_app(settings, token)
     except ShiptrackError as exc:
         raise _fail(exc) from exc
@@ -130,6 +131,38 @@ def up(
             run_up(settings, simulate, stack, console)
     except ShiptrackError as exc:
         raise _fail(exc) from exc
+
+
+@app.command("broker-config")
+@settings_options(("mqtt_topic_prefix",), on_error=_fail)
+def broker_config(
+    settings: Settings,
+    path: Annotated[str, typer.Argument(help="the dynamic-security plugin's JSON file")],
+    simulate: Annotated[int, typer.Option(help="let login 'simulator' publish as devices "
+                                          "sim-0001.. of a fleet of N")] = 0,
+) -> None:
+    """Write the service logins (ingest, api; simulator with --simulate) into Mosquitto's
+    dynamic-security file, keeping every device credential in it. Passwords come from
+    MQTT_INGEST_PASSWORD, MQTT_API_PASSWORD and MQTT_SIMULATOR_PASSWORD (docker compose)."""
+    import os
+    from pathlib import Path
+
+    from shiptrack.broker_auth import update_plugin_file
+    from shiptrack.broker_identity import API_USER, INGEST_USER, SIMULATOR_USER
+    from simulator.fleet import Fleet
+
+    env = {INGEST_USER: "MQTT_INGEST_PASSWORD", API_USER: "MQTT_API_PASSWORD",
+           SIMULATOR_USER: "MQTT_SIMULATOR_PASSWORD"}
+    passwords = {user: os.environ[var] for user, var in env.items() if os.environ.get(var)}
+    missing = [env[u] for u in (INGEST_USER, API_USER) if u not in passwords]
+    if missing or (simulate and SIMULATOR_USER not in passwords):
+        raise _fail(ShiptrackError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
+    simulated = Fleet(simulate, seed=1).device_ids if simulate > 0 else []
+    try:
+        update_plugin_file(Path(path), passwords, settings.mqtt_topic_prefix, simulated)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
+    console.print(f"wrote the service logins {sorted(passwords)} to {path}")
 
 
 @app.command("settings")

@@ -26,7 +26,8 @@ from shiptrack.config import Settings
 from shiptrack.errors import ConfigError
 
 ALIASES = {"http_host": ("--host",), "http_port": ("--port",)}
-SECRET_FIELDS = frozenset(n for n in Settings.model_fields if n == "admin_token" or "secret" in n)
+SECRET_FIELDS = frozenset(n for n in Settings.model_fields
+                           if n in ("admin_token", "tracking_key") or "secret" in n)
 _SCALARS = (bool, int, float, str)
 
 

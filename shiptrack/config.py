@@ -118,6 +118,29 @@ class Settings(BaseSettings):
         description="learned ETA history (shiptrack eta-learn, or eta-eval --save-history)",
     )
 
+    # Device identity and least privilege (issue 13): see docs/DESIGN.md.
+    mqtt_dynsec: bool = Field(
+        default=False, description="the broker runs Mosquitto's dynamic-security plugin and "
+        "the API's MQTT login manages it: device credentials over the API",
+    )
+    mqtt_allow_anonymous: bool = Field(
+        default=False, description="shiptrack up: no device identity on the embedded broker",
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="allow webhooks to loopback, link-local, private addresses",
+    )
+    ws_ticket_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="lifetime of a single-use WebSocket ticket",
+    )
+    auth_fail_limit: int = Field(
+        default=30, ge=0, description="bad credentials per client per auth_fail_window_s "
+        "before 429 (0: off)",
+    )
+    auth_fail_window_s: float = Field(default=60.0, gt=0)
+    tracking_key: str | None = Field(
+        default=None, description="key that makes tracking tokens (kept as digests); unset: "
+        "from the admin token (shiptrack up/api keep a generated one in the data dir)",
+    )
     # Dashboards (issue 17): map tiles, and the sender's brand on the customer page.
     map_tiles_url: str = Field(
         default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",

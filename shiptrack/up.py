@@ -16,33 +16,85 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 
 import uvicorn
 from rich.console import Console
 
+from shiptrack.broker_auth import BrokerLogins, embedded_logins
+from shiptrack.broker_identity import API_USER, INGEST_USER, SIMULATOR_USER
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate, storage_mode
 from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres, bind_listener
 from shiptrack.mqtturl import parse_mqtt_url
-from shiptrack.paths import admin_token, data_dir
+from shiptrack.paths import admin_token, data_dir, tracking_key
 
 
-def _start_servers(settings: Settings, stack: ExitStack, console: Console) -> Settings:
+def _start_servers(settings: Settings, stack: ExitStack, console: Console,
+                   simulate: int = 0) -> tuple[Settings, BrokerLogins | None]:
     base = data_dir(settings)
     updates: dict[str, object] = {}
+    logins = None
     if not settings.database_url:
         pg = stack.enter_context(EmbeddedPostgres(base / "postgres"))
         updates["database_url"] = pg.start()
         console.print(f"embedded PostgreSQL: data in {base / 'postgres'}")
     if not settings.mqtt_url:
-        broker = stack.enter_context(EmbeddedBroker(
-            base / "broker", settings.embedded_mqtt_port, keep_port=True))
+        broker = EmbeddedBroker(base / "broker", settings.embedded_mqtt_port, keep_port=True)
+        logins = _broker_identity(settings, broker, base / "broker", simulate)
+        stack.enter_context(broker)
         updates["mqtt_url"] = broker.start()
         note = "" if broker.port == settings.embedded_mqtt_port else (
             f" ({settings.embedded_mqtt_port} is taken; this port is kept for the next starts)")
         console.print(f"embedded MQTT broker ({broker.kind}): {updates['mqtt_url']}{note}",
                       soft_wrap=True, highlight=False)
-    return settings.model_copy(update=updates)
+        _say_identity(console, broker, logins)
+        if logins is not None:
+            updates["mqtt_dynsec"] = True
+    return settings.model_copy(update=updates), logins
+
+
+def _broker_identity(settings: Settings, broker: EmbeddedBroker, broker_dir: Path,
+                     simulate: int) -> BrokerLogins | None:
+    """Device identity on the embedded Mosquitto: the plugin on, service logins made, the
+    simulated fleet's devices (and only those) allowed to its login."""
+    if broker.kind != "mosquitto" or settings.mqtt_allow_anonymous:
+        return None
+    from simulator.fleet import Fleet
+
+    simulated = Fleet(simulate, seed=1).device_ids if simulate > 0 else []
+    simulated += demo_device_ids()  # the README's `shiptrack simulate --scenario demo`
+    logins = embedded_logins(broker_dir, settings.mqtt_topic_prefix, simulated)
+    broker.auth_lines = logins.lines
+    broker.probe_login = (API_USER, logins.passwords[API_USER])
+    return logins
+
+
+def demo_device_ids() -> list[str]:
+    """The device ids of the demo scenario's fleet (its default size), which the
+    ``simulator`` login of ``shiptrack up`` may also publish as."""
+    from simulator.cli import PREFIXES
+    from simulator.scenarios import SCENARIOS
+
+    return [f"{PREFIXES['demo']}{i:04d}" for i in range(1, SCENARIOS["demo"].devices + 1)]
+
+
+def _say_identity(console: Console, broker: EmbeddedBroker, logins: BrokerLogins | None) -> None:
+    if logins is not None:
+        console.print("device identity: on (a device connects with its own credential: "
+                      "POST /api/v1/devices/{id}/credentials)")
+    elif broker.kind == "amqtt":
+        console.print("[yellow]the embedded Python broker (amqtt) does not enforce device "
+                      "identity: any client may publish as any device[/yellow]")
+    else:
+        console.print("[yellow]device identity off (SHIPTRACK_MQTT_ALLOW_ANONYMOUS)[/yellow]")
+
+
+def _as(settings: Settings, logins: BrokerLogins | None, user: str) -> Settings:
+    """``settings`` with the embedded broker's login of ``user`` (when identity is on)."""
+    if logins is None or not settings.mqtt_url:
+        return settings
+    return settings.model_copy(update={"mqtt_url": logins.url(settings.mqtt_url, user)})
 
 
 def _thread(stack: ExitStack, name: str, target: Callable[..., None], *args: object) -> None:
@@ -60,18 +112,21 @@ def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console
     listener = bind_listener(settings.http_host, settings.http_port, "the API",
                              "set SHIPTRACK_HTTP_PORT or --http-port")
     stack.callback(listener.close)
-    settings = _start_servers(settings, stack, console)
+    settings, logins = _start_servers(settings, stack, console, simulate)
     assert settings.database_url and settings.mqtt_url
     applied = migrate(settings.database_url)
     console.print(f"database ready ({storage_mode(settings.database_url)}), "
                   f"{len(applied)} migration(s) applied")
     token, _ = admin_token(settings)
+    settings = settings.model_copy(update={"tracking_key": tracking_key(settings)})
     stop = threading.Event()
-    _thread(stack, "ingest", run_ingest, settings.model_copy(update={"metrics_port": 0}), stop)
+    ingest_settings = _as(settings, logins, INGEST_USER).model_copy(update={"metrics_port": 0})
+    _thread(stack, "ingest", run_ingest, ingest_settings, stop)
     if simulate > 0:
-        _thread(stack, "simulator", _simulate, settings, simulate, stop)
+        _thread(stack, "simulator", _simulate, _as(settings, logins, SIMULATOR_USER), simulate,
+                stop)
     stack.callback(stop.set)  # registered last, so it runs first: then the threads join
-    app = create_app(settings, token)
+    app = create_app(_as(settings, logins, API_USER), token)
     base = f"http://{settings.http_host}:{settings.http_port}"
     console.print(
         f"\n[bold green]shiptrack is up[/bold green]\n"

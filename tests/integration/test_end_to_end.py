@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,14 @@ import threading
 from pathlib import Path
 
 import httpx
+import paho.mqtt.client as mqtt
 import websockets
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
+from shiptrack.broker_auth import find_plugin
 from shiptrack.config import Settings
-from shiptrack.embedded import free_port
+from shiptrack.embedded import find_mosquitto, free_port, mqtt_connect_ok
 from shiptrack.mqtturl import parse_mqtt_url
 from simulator.fleet import Fleet
 from simulator.publisher import run as simulate
@@ -96,12 +101,39 @@ def test_shiptrack_up_runs_everything_on_embedded_defaults(tmp_path: Path) -> No
         assert asyncio.run(first_positions()) == {"sim-0001", "sim-0002", "sim-0003"}
         page = httpx.get(base + "/")
         assert page.status_code == 200 and "<html" in page.text.lower()
+        if find_mosquitto() and find_plugin():
+            _device_identity_is_on(base, token, tmp_path / "broker" / "mosquitto.conf")
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), out
     assert "shiptrack is up" in out and "admin token" in out
+    assert "device identity: on" in out or "does not enforce device identity" in out
     assert "embedded PostgreSQL stopped" in out and "embedded MQTT broker stopped" in out
+
+
+def _device_identity_is_on(base: str, token: str, conf: Path) -> None:
+    """`up` with mosquitto on PATH: anonymous clients refused, credentials over the API."""
+    port = int(re.search(r"^listener (\d+) ", conf.read_text(), re.M)[1])  # type: ignore[index]
+    assert not mqtt_connect_ok("127.0.0.1", port)
+    r = httpx.post(base + "/api/v1/devices/my-tracker/credentials",
+                   headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 201, r.text
+    cred = r.json()
+    assert cred["broker_url"] == f"mqtt://127.0.0.1:{port}"
+    connacks: list[ReasonCode] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cred["client_id"],
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(cred["username"], cred["password"])
+    client.on_connect = lambda _c, _u, _f, rc, _p: connacks.append(rc)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        wait_for(lambda: connacks, timeout=10)
+        assert not connacks[0].is_failure, connacks
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 def _ok(url: str) -> bool:

@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 from api.notify_worker import NotificationWorker
 from shiptrack.config import Settings
 from shiptrack.embedded import free_port
+from shiptrack.tracking_tokens import key_from, token_for
 from tests.helpers import query
 from tests.smtp_inbox import Inbox, smtp_server, text_of
 
@@ -46,7 +47,7 @@ class Clock:
 def add_shipment(db: str, sid: str = "shp_n1", reference: str = "PO-77") -> str:
     query(db, "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
               " destination) VALUES (%s, %s, 'truck-1', %s, '{}', '{}') RETURNING 1",
-          (sid, reference, f"tok-{sid}"))
+          (sid, reference, token_for(key_from("test-admin-token"), sid)))
     return sid
 
 
@@ -348,7 +349,7 @@ async def test_sms_through_twilio_and_webhooks_signed(settings: Settings) -> Non
     assert path == "/2010-04-01/Accounts/AC123/Messages.json"
     assert auth.startswith("Basic ") and form["From"] == ["+15005550006"]
     assert form["Body"][0].startswith("Su envío PO-77 ha sido entregado.")
-    assert form["Body"][0].endswith("/t/tok-shp_n1")
+    assert form["Body"][0].endswith("/t/" + token_for(key_from("test-admin-token"), "shp_n1"))
     state, failures, error, _ = subscription(db, "sub_bad")
     assert (state, failures) == ("bounced", 1) and "21211" in error
     ((headers, body),) = hits

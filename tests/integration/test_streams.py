@@ -26,6 +26,7 @@ from shiptrack.embedded import free_port
 from tests.helpers import publish, query, running_api, running_ingest, wait_for
 
 TOKEN = "test-admin-token"
+LONG_TOKEN = "test-admin-token-of-24-chars-at-least"  # what `shiptrack api` accepts
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -259,7 +260,7 @@ def test_shutdown_closes_streams_with_1001(settings: Settings, tmp_path: Any) ->
     port = free_port()
     env = {**os.environ, "SHIPTRACK_DATABASE_URL": settings.database_url or "",
            "SHIPTRACK_MQTT_URL": settings.mqtt_url or "", "SHIPTRACK_HTTP_PORT": str(port),
-           "SHIPTRACK_ADMIN_TOKEN": TOKEN, "SHIPTRACK_DATA_DIR": str(tmp_path),
+           "SHIPTRACK_ADMIN_TOKEN": LONG_TOKEN, "SHIPTRACK_DATA_DIR": str(tmp_path),
            "SHIPTRACK_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen([sys.executable, "-m", "shiptrack", "api"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -273,8 +274,8 @@ def test_shutdown_closes_streams_with_1001(settings: Settings, tmp_path: Any) ->
         wait_for(up, timeout=20, interval=0.1)
 
         async def scenario() -> list[int | None]:
-            clients = [await websockets.connect(ws_url(base), compression=None)
-                       for _ in range(3)]
+            url = base.replace("http", "ws") + f"/ws/fleet?token={LONG_TOKEN}"
+            clients = [await websockets.connect(url, compression=None) for _ in range(3)]
             for ws in clients:
                 await next_of(ws, "snapshot")
             proc.send_signal(signal.SIGTERM)

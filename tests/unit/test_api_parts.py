@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
@@ -92,3 +93,31 @@ def test_content_security_policy() -> None:
     assert not is_page("/api/v1/devices")
     assert parse_origins(" https://a.example/, https://b.example ,") == [
         "https://a.example", "https://b.example"]
+
+
+def test_a_short_admin_token_is_refused_with_a_clear_line(tmp_path: Path) -> None:
+    from shiptrack.config import Settings
+    from shiptrack.errors import ConfigError
+    from shiptrack.paths import admin_token
+
+    with pytest.raises(ConfigError, match="at least 24"):
+        admin_token(Settings(admin_token="short-admin-token", data_dir=str(tmp_path)))
+    long = "x" * 24
+    assert admin_token(Settings(admin_token=long, data_dir=str(tmp_path))) == (long, False)
+    made, created = admin_token(Settings(data_dir=str(tmp_path)))
+    assert created and len(made) >= 24
+
+
+def test_cli_api_refuses_a_short_admin_token(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
+    env |= {"SHIPTRACK_ADMIN_TOKEN": "admin", "SHIPTRACK_DATA_DIR": str(tmp_path),
+            "SHIPTRACK_DATABASE_URL": "postgresql://nowhere/x", "SHIPTRACK_MQTT_URL":
+            "mqtt://127.0.0.1:1"}
+    done = subprocess.run([sys.executable, "-m", "shiptrack", "api"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "SHIPTRACK_ADMIN_TOKEN is 5 characters; use at least 24" in done.stdout + done.stderr

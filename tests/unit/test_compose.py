@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ SPEC_ENV = {
     "SHIPTRACK_ADMIN_TOKEN",
 }
 SETTINGS_ENV = {f"SHIPTRACK_{name.upper()}" for name in Settings.model_fields}
-SHIPTRACK_SERVICES = {"migrate", "ingest", "api", "simulator"}
+SHIPTRACK_SERVICES = {"migrate", "ingest", "api", "simulator", "broker-config"}
 DB_TABLES = {"positions", "devices", "dead_letters"}
 
 _VAR = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -108,6 +109,7 @@ def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
 def test_services(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) == {
         "timescaledb",
+        "broker-config",
         "mosquitto",
         "migrate",
         "ingest",
@@ -117,13 +119,14 @@ def test_services(services: dict[str, dict[str, Any]]) -> None:
     }
     assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
     assert "pg16" in services["timescaledb"]["image"]
-    assert services["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    assert re.fullmatch(r"eclipse-mosquitto:2\.\d+\.\d+", services["mosquitto"]["image"])
     assert services["grafana"]["image"].split(":")[0] in ("grafana/grafana", "grafana/grafana-oss")
 
 
 def test_shiptrack_services_run_the_cli(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: services[name]["command"] for name in SHIPTRACK_SERVICES}
     assert commands["migrate"] == ["migrate"]
+    assert commands["broker-config"][0] == "broker-config"
     assert commands["ingest"] == ["ingest"]
     assert commands["api"] == ["api"]
     assert commands["simulator"][0] == "simulate"
@@ -156,11 +159,18 @@ def test_start_order(services: dict[str, dict[str, Any]]) -> None:
     assert depends(services["grafana"]).get("migrate") == "service_completed_successfully"
 
 
-def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
-    assert "8000:8000" in services["api"]["ports"]
-    assert "1883:1883" in services["mosquitto"]["ports"]
-    assert "3000:3000" in services["grafana"]["ports"]
-    assert "ports" not in services["timescaledb"], "the database stays on the compose network"
+def test_published_ports_listen_on_loopback_unless_asked(
+    services: dict[str, dict[str, Any]]
+) -> None:
+    expected = {"api": 8000, "mosquitto": 1883, "grafana": 3000}
+    for name, service in services.items():
+        if name not in expected:
+            assert "ports" not in service, f"{name} stays on the compose network"
+            continue
+        [port] = service["ports"]
+        port_no = expected[name]
+        assert interpolate(port) == f"127.0.0.1:{port_no}:{port_no}", name
+        assert interpolate(port, {"SHIPTRACK_BIND": "0.0.0.0"}) == f"0.0.0.0:{port_no}:{port_no}"
 
 
 # ---- environment ---------------------------------------------------------------------
@@ -181,20 +191,22 @@ def test_database_url_matches_timescaledb(services: dict[str, dict[str, Any]]) -
     )
     for name in ("migrate", "ingest", "api"):
         assert env_of(services[name])["SHIPTRACK_DATABASE_URL"] == expected, name
-    assert db_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD")
+    assert db_env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
 
 
 def test_mqtt_urls_match_the_broker_users(services: dict[str, dict[str, Any]]) -> None:
-    broker_env = env_of(services["mosquitto"])
+    config_env = env_of(services["broker-config"])
     passwords = {
-        "ingest": broker_env["MQTT_INGEST_PASSWORD"],
-        "api": broker_env["MQTT_API_PASSWORD"],
-        broker_env.get("MQTT_DEVICE_USER", "device"): broker_env["MQTT_DEVICE_PASSWORD"],
+        "ingest": config_env["MQTT_INGEST_PASSWORD"],
+        "api": config_env["MQTT_API_PASSWORD"],
+        "simulator": config_env["MQTT_SIMULATOR_PASSWORD"],
     }
-    users = {"ingest": "ingest", "api": "api", "simulator": "device"}
+    users = {"ingest": "ingest", "api": "api", "simulator": "simulator"}
     for name, user in users.items():
         raw = env_of(services[name])["SHIPTRACK_MQTT_URL"]
-        target = parse_mqtt_url(interpolate(raw))
+        secrets = {v: "x" for v in ("MQTT_INGEST_PASSWORD", "MQTT_API_PASSWORD",
+                                    "MQTT_SIMULATOR_PASSWORD")}
+        target = parse_mqtt_url(interpolate(raw, secrets))
         assert (target.host, target.port, target.tls) == ("mosquitto", 1883, False), name
         assert target.username == user, name
         assert f":{passwords[user]}@" in raw, f"{name}: password differs from the broker's"
@@ -210,12 +222,44 @@ def test_api_settings(services: dict[str, dict[str, Any]]) -> None:
     assert interpolate(env["SHIPTRACK_ADMIN_TOKEN"], {"SHIPTRACK_ADMIN_TOKEN": "t"}) == "t"
 
 
-def test_no_secret_is_written_in_the_file(services: dict[str, dict[str, Any]]) -> None:
+def test_no_secret_is_written_in_the_file_and_none_has_a_default(
+    services: dict[str, dict[str, Any]]
+) -> None:
     for name, service in services.items():
         for key, value in env_of(service).items():
             if re.search(r"PASSWORD|TOKEN|SECRET", key):
                 assert value.startswith("${"), f"{name}.{key} must come from the environment"
-    assert not (MOSQUITTO_DIR / "passwd").exists(), "the password file is generated, not kept"
+                with pytest.raises(KeyError):  # compose refuses to start without it
+                    interpolate(value)
+    text = COMPOSE.read_text()
+    for default in re.findall(r"\$\{\w*(?:PASSWORD|TOKEN|SECRET)\w*(:?-[^}]*)\}", text):
+        pytest.fail(f"a secret with a default: {default}")
+    for url in re.findall(r"(?:mqtt|postgresql)://[^\s]+", text):
+        if "@" in url:
+            assert re.search(r":\$\{\w+:\?[^}]+\}@", url), f"a password in {url}"
+    assert not list(MOSQUITTO_DIR.rglob("*.json")), "the plugin's file is generated, not kept"
+
+
+def test_hardening(services: dict[str, dict[str, Any]]) -> None:
+    tag = services["timescaledb"]["image"].split(":", 1)[1]
+    assert re.fullmatch(r"\d+\.\d+\.\d+-pg16", tag), "a pinned TimescaleDB release"
+    assert all("latest" not in s.get("image", "") for s in services.values())
+    api = env_of(services["api"])
+    assert api["SHIPTRACK_MQTT_DYNSEC"] == "true"
+    config = services["broker-config"]
+    assert config["network_mode"] == "none" and config["restart"] == "no"
+    sim = services["simulator"]["command"]
+    fleet = config["command"][config["command"].index("--simulate") + 1]
+    assert fleet == sim[sim.index("--devices") + 1], "the simulator's login covers its fleet"
+    assert "mosquitto-dynsec:/mosquitto/dynsec" in config["volumes"]
+    assert "mosquitto-dynsec:/mosquitto/dynsec" in services["mosquitto"]["volumes"]
+    assert depends(services["mosquitto"]) == {"broker-config": "service_completed_successfully"}
+    assert "environment" not in services["mosquitto"], "the broker holds no secret"
+    init = bind_mounts(services["timescaledb"])
+    script = next(src for src, dst in init.items() if dst.startswith("/docker-entrypoint-initdb.d"))
+    assert "CREATE ROLE shiptrack_readonly LOGIN PASSWORD :'pw'" in (ROOT / script).read_text()
+    assert env_of(services["timescaledb"])["GRAFANA_DB_PASSWORD"].startswith(
+        "${GRAFANA_DB_PASSWORD:?")
 
 
 # ---- files the stack mounts or builds from -------------------------------------------
@@ -238,13 +282,15 @@ def test_mosquitto_config_mount(services: dict[str, dict[str, Any]]) -> None:
     conf = (MOSQUITTO_DIR / "mosquitto.conf").read_text()
     assert re.search(r"^listener 1883$", conf, re.M)
     assert re.search(r"^allow_anonymous false$", conf, re.M)
-    assert re.search(r"^password_file /mosquitto/passwd/passwd$", conf, re.M)
+    assert re.search(r"^plugin /usr/lib/mosquitto_dynamic_security.so$", conf, re.M)
+    assert re.search(r"^plugin_opt_config_file /mosquitto/dynsec/dynamic-security.json$", conf,
+                     re.M)
+    assert "password_file" not in conf
     assert re.search(r"^persistence_location /mosquitto/data/$", conf, re.M)
     include = re.search(r"^include_dir (\S+)$", conf, re.M)
     assert include and include[1] == "/mosquitto/config/conf.d"
-    assert (MOSQUITTO_DIR / "passwd.example").is_file()
     start = (MOSQUITTO_DIR / "start.sh").read_text()
-    assert "mosquitto_passwd -c -b" in start
+    assert "/mosquitto/dynsec/dynamic-security.json" in start
 
 
 def conf_options(path: Path) -> dict[str, str]:
@@ -261,6 +307,9 @@ def test_mosquitto_durability() -> None:
     options = conf_options(DURABILITY_CONF)
     assert options["max_queued_messages"] == "0"
     assert options["persistence"] == "true"
+    # a crash loses what changed since the last save: save after a bounded number of changes
+    assert options["autosave_on_changes"] == "true"
+    assert 1 <= int(options["autosave_interval"]) <= 1000
     inflight = int(options["max_inflight_messages"])
     assert inflight == 0 or 1000 <= inflight < 65535
     assert "persistence_location" not in options, "the including config names the path"
@@ -297,11 +346,12 @@ def test_grafana_provisioning(
     db_env = env_of(services["timescaledb"])
     assert ds["type"] in ("grafana-postgresql-datasource", "postgres")
     assert ds["url"] == "timescaledb:5432"
-    assert ds["user"] == db_env["POSTGRES_USER"]
+    assert ds["user"] == "shiptrack_readonly", "Grafana reads through the read-only role"
+    assert ds["user"] != db_env["POSTGRES_USER"]
     assert ds["jsonData"]["database"] == db_env["POSTGRES_DB"]
     password_var = re.fullmatch(r"\$\{(\w+)\}", ds["secureJsonData"]["password"])
     assert password_var, "the datasource password comes from the environment"
-    assert env_of(services["grafana"])[password_var[1]] == db_env["POSTGRES_PASSWORD"]
+    assert env_of(services["grafana"])[password_var[1]] == db_env["GRAFANA_DB_PASSWORD"]
 
 
 def dashboards() -> Iterator[tuple[Path, dict[str, Any]]]:
@@ -393,29 +443,40 @@ def test_durability_conf_runs(tmp_path: Path) -> None:
 
 @pytest.mark.mosquitto
 @needs_mosquitto
-def test_compose_broker_config_requires_the_generated_passwords(tmp_path: Path) -> None:
+def test_compose_broker_runs_dynamic_security_with_the_written_logins(tmp_path: Path) -> None:
+    from shiptrack.broker_auth import find_plugin
+
+    plugin = find_plugin()
+    if plugin is None:
+        pytest.skip("no dynamic-security plugin")
     port = free_port()
     (tmp_path / "data").mkdir()
+    dynsec = tmp_path / "dynsec" / "dynamic-security.json"
+    dynsec.parent.mkdir()
     conf = (MOSQUITTO_DIR / "mosquitto.conf").read_text()
     conf = re.sub(r"^listener 1883$", f"listener {port} 127.0.0.1", conf, flags=re.M)
-    conf = conf.replace("/mosquitto/passwd/passwd", str(tmp_path / "pw" / "passwd"))
+    conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", str(plugin))
+    conf = conf.replace("/mosquitto/dynsec/dynamic-security.json", str(dynsec))
     conf = conf.replace("/mosquitto/data/", f"{tmp_path}/data/")
     conf = conf.replace("/mosquitto/config/conf.d", str(DURABILITY_CONF.parent))
     conf += f"\nuser {getpass.getuser()}\n"
     (tmp_path / "mosquitto.conf").write_text(conf)
-    env = {
-        **os.environ,
-        "MOSQUITTO_CONFIG": str(tmp_path / "mosquitto.conf"),
-        "MOSQUITTO_PASSWORD_FILE": str(tmp_path / "pw" / "passwd"),
-        "MQTT_INGEST_PASSWORD": "ingest-pw",
-        "MQTT_API_PASSWORD": "api-pw",
-        "MQTT_DEVICE_PASSWORD": "device-pw",
-    }
+    env = {**os.environ, "MOSQUITTO_CONFIG": str(tmp_path / "mosquitto.conf"),
+           "MOSQUITTO_DYNSEC_FILE": str(dynsec)}
+    missing = subprocess.run(["sh", str(MOSQUITTO_DIR / "start.sh")], env=env,
+                             capture_output=True, timeout=10)
+    assert missing.returncode != 0 and b"broker-config" in missing.stderr
+    passwords = {"ingest": "ingest-pw", "api": "api-pw", "simulator": "sim-pw"}
+    written = subprocess.run(
+        [sys.executable, "-m", "shiptrack", "broker-config", str(dynsec), "--simulate", "20"],
+        env={**os.environ, "MQTT_INGEST_PASSWORD": "ingest-pw", "MQTT_API_PASSWORD": "api-pw",
+             "MQTT_SIMULATOR_PASSWORD": "sim-pw"}, capture_output=True, timeout=60)
+    assert written.returncode == 0, written.stderr
+    assert "sim-pw" not in dynsec.read_text() and "sim-0020" in dynsec.read_text()
     log = tmp_path / "log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["sh", str(MOSQUITTO_DIR / "start.sh")], env=env, stdout=out, stderr=out
-        )
+        proc = subprocess.Popen(["sh", str(MOSQUITTO_DIR / "start.sh")], env=env, stdout=out,
+                                stderr=out)
     try:
         wait_listening(port, proc, log)
 
@@ -424,8 +485,8 @@ def test_compose_broker_config_requires_the_generated_passwords(tmp_path: Path) 
             return subprocess.run([*cmd, *auth], capture_output=True, timeout=10).returncode
 
         assert publish() != 0, "anonymous clients are refused"
-        assert publish("-u", "device", "-P", "wrong") != 0
-        for user in ("ingest", "api", "device"):
-            assert publish("-u", user, "-P", f"{user}-pw") == 0, user
+        assert publish("-u", "ingest", "-P", "wrong") != 0
+        for user, password in passwords.items():
+            assert publish("-u", user, "-P", password) == 0, user
     finally:
         stop(proc)
