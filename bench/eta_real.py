@@ -11,6 +11,7 @@ interval's coverage::
     python -m bench.eta_real                    # every set, every trip (several minutes)
     python -m bench.eta_real --sample 4         # a deterministic quarter of each set
     python -m bench.eta_real --json
+    python -m bench.eta_real --sample 50 --offset 3 --only vessels   # another fiftieth, ships
 
 ``--sample K`` keeps the trips whose CRC-32 of ``trip_id`` is divisible by ``K``: the
 same trips on every run and machine, spread over the whole period.
@@ -37,10 +38,11 @@ GOAL = 0.20  # better than the better baseline by this much
 COVERAGE = (0.75, 0.85)
 
 
-def load(path: Path, sample: int) -> list[Trip]:
+def load(path: Path, sample: int, offset: int = 0) -> list[Trip]:
     with open_text(path) as f:
         trips = [t for t in read_trips(f) if isinstance(t, Trip)]
-    return [t for t in trips if sample <= 1 or zlib.crc32(t.trip_id.encode()) % sample == 0]
+    return [t for t in trips
+            if sample <= 1 or zlib.crc32(t.trip_id.encode()) % sample == offset % sample]
 
 
 def row(name: str, report: Report, seconds: float) -> dict[str, Any]:
@@ -75,11 +77,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def sets(sim: Path | None, tmp: Path) -> list[tuple[str, Path]]:
+def sets(sim: Path | None, tmp: Path, only: str | None = None) -> list[tuple[str, Path]]:
     found = sorted(SHARED.glob("*.trips.jsonl.gz")) if SHARED.is_dir() else []
     if not found:
         print(f"no real trips: {SHARED} is absent or empty; skipped", file=sys.stderr)
     named = [(p.name.removesuffix(".trips.jsonl.gz"), p) for p in found]
+    if only is not None:
+        return [(name, p) for name, p in named if only in name]
     if sim is None:
         from bench.eta_trips import generate
 
@@ -93,12 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=1, help="keep 1 trip in K (CRC-32)")
     parser.add_argument("--sim", type=Path, help="simulator trips (default: generated)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--offset", type=int, default=0,
+                        help="with --sample K: keep the trips whose CRC-32 mod K is this")
+    parser.add_argument("--only", help="run only the sets whose name contains this")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, path in sets(args.sim, Path(tmp)):
+        for name, path in sets(args.sim, Path(tmp), args.only):
             started = time.perf_counter()
-            report = evaluate(load(path, args.sample))
+            report = evaluate(load(path, args.sample, args.offset))
             rows.append(row(name, report, time.perf_counter() - started))
             print(f"{name}: {rows[-1]['trips']} trips, {rows[-1]['seconds']} s",
                   file=sys.stderr)

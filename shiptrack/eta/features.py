@@ -35,6 +35,12 @@ def _log(value: float, floor: float) -> float:
     return math.log(max(value, floor))
 
 
+def own_speed_ms(elapsed_s: float, travelled_m: float) -> float | None:
+    """The trip's own average speed so far (None before it has one)."""
+    return travelled_m / elapsed_s if elapsed_s >= MIN_TRIP_S \
+        and travelled_m >= MIN_TRIP_M else None
+
+
 def share_of(elapsed_s: float, predicted_s: float) -> float:
     """How much of the trip is done, by time, as the physical model sees it."""
     total = elapsed_s + max(predicted_s, 0.0)
@@ -47,8 +53,8 @@ def features(*, t: float, lon: float, predicted_s: float, remaining_m: float,
              closing_ms: float | None, closed_m: float, lanes: list[float]) -> list[float]:
     """One row of ``FEATURES`` (NaN where a value is unknown)."""
     pred = max(predicted_s, 1.0)
-    trip_ms = travelled_m / elapsed_s if elapsed_s >= MIN_TRIP_S \
-        and travelled_m >= MIN_TRIP_M else math.nan
+    own_ms = own_speed_ms(elapsed_s, travelled_m)
+    trip_ms = math.nan if own_ms is None else own_ms
     own_ratio = math.log(max(remaining_m / trip_ms, 1.0) / pred) \
         if trip_ms == trip_ms else math.nan
     fleet_s = remaining_m / max(fleet_kmh / 3.6, 0.1)

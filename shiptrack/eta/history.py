@@ -21,6 +21,7 @@ from shiptrack.eta.lanes import FineSpeeds, Lanes
 from shiptrack.eta.profile import SpeedProfile, cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, RestModel
 from shiptrack.eta.speed import Step
+from shiptrack.eta.stacking import Stack
 
 DEFAULT_DETOUR = 1.25  # road distance over great-circle distance where nothing is known
 DETOUR_PRIOR = 5  # trips of evidence that outweigh the default detour
@@ -43,6 +44,7 @@ class History:
         self.fine = FineSpeeds()  # moving speed by small cell
         self.learner = Learner()  # samples for the correction (not saved)
         self.correction: Correction | None = None  # the learned correction, once fitted
+        self.stack = Stack()  # how to weigh the candidates (``stacking``)
 
     # -- learning ------------------------------------------------------------------------
 
@@ -76,7 +78,8 @@ class History:
 
     def learn_estimate(self, row: tuple[float, ...], lanes: tuple[str, ...],
                        raw: tuple[float, float, float] | None, share: float,
-                       predicted_s: float, actual_s: float) -> None:
+                       predicted_s: float, actual_s: float,
+                       candidates: tuple[float, ...] = ()) -> None:
         """An estimate made during a trip that has now arrived: a sample for the
         correction, a visit of its lanes and, when the correction made it, a conformal
         score."""
@@ -87,6 +90,8 @@ class History:
             self.lanes.add(lanes, actual_s)
         if raw is not None and self.correction is not None:
             self.correction.score(raw, share, y)
+        if candidates:
+            self.stack.add(candidates[:-1], candidates[-1], actual_s)
 
     def trip_learned(self, refit: bool = True) -> bool:
         """A trip's lessons are all in; refit the correction when it is due (True then)."""
@@ -125,7 +130,8 @@ class History:
                 "detours": [round(d, 4) for d in self.detours],
                 "fleet": [round(self.fleet_m, 1), round(self.fleet_s, 1)],
                 "lanes": self.lanes.to_json(), "fine": self.fine.to_json(),
-                "correction": None if self.correction is None else self.correction.to_json()}
+                "correction": None if self.correction is None else self.correction.to_json(),
+                "stack": self.stack.to_json()}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> History:
@@ -141,6 +147,8 @@ class History:
             history.fine = FineSpeeds.from_json(obj["fine"])
         if obj.get("correction"):
             history.correction = Correction.from_json(obj["correction"])
+        if obj.get("stack"):
+            history.stack = Stack.from_json(obj["stack"])
         return history
 
     def save(self, path: Path) -> None:

@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 
 from shiptrack.eta.calibration import kind_of
 from shiptrack.eta.correction import FLOOR_S as LEARNED_FLOOR_S
-from shiptrack.eta.features import features, share_of
+from shiptrack.eta.features import features, own_speed_ms, share_of
 from shiptrack.eta.geo import between, haversine_m
 from shiptrack.eta.history import History
 from shiptrack.eta.lanes import lane_keys
@@ -54,6 +54,7 @@ from shiptrack.eta.profile import cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, MIN_STOP_S, REST_S
 from shiptrack.eta.route import ON_ROUTE_M, Projection, Route
 from shiptrack.eta.speed import Motion, Step, observe
+from shiptrack.eta.stacking import candidates
 
 MAX_SPEED_MS = 50.0  # no truck covers more than this between two fixes (projection reach)
 MIN_REACH_M = 2_000.0
@@ -95,6 +96,8 @@ class EtaResult(NamedTuple):
     lanes: tuple[str, ...] = ()  # the lanes from here to the destination (``lanes``)
     raw: tuple[float, float, float] | None = None  # the correction's quantiles, unconformalised
     share: float = 0.0  # share of the trip done, by the physical prediction
+    candidates: tuple[float, ...] = ()  # what the blend weighed (``stacking.CANDIDATES``),
+    # then the seconds since the shipment's first fix
 
 
 class Progress(msgspec.Struct, kw_only=True):
@@ -190,20 +193,28 @@ class EtaEstimator:
                               history.fine.log_kmh(*plan.destination)])
         share = share_of(elapsed, predicted)
         correction = history.correction
+        raw = None
         if correction is not None:
             raw = correction.raw(row)
             low, mid, high = correction.band(raw, share)
             base = max(predicted, LEARNED_FLOOR_S)
-            times = (base * math.exp(low), base * math.exp(mid), base * math.exp(high))
-            return EtaResult(_moment(t + times[1]), _moment(t + times[0]), _moment(t + times[2]),
-                             remaining_m, predicted, kind, Outlook.from_quantiles(*times),
-                             tuple(row), keys, raw, share)
-        outlook = self._physical_outlook(kind, predicted, other, chance)
-        mid = history.calibration.band(kind, predicted)[1] if self.config.bias_correction \
-            else 0.0
-        return EtaResult(_moment(t + predicted * math.exp(mid)),
-                         _moment(t + outlook.quantile(0.1)), _moment(t + outlook.quantile(0.9)),
-                         remaining_m, predicted, kind, outlook, tuple(row), keys, None, share)
+            low_s, point, high_s = (base * math.exp(v) for v in (low, mid, high))
+            outlook = Outlook.from_quantiles(low_s, point, high_s)
+        else:
+            outlook = self._physical_outlook(kind, predicted, other, chance)
+            point = predicted * math.exp(history.calibration.band(kind, predicted)[1]) \
+                if self.config.bias_correction else predicted
+            low_s, high_s = outlook.quantile(0.1), outlook.quantile(0.9)
+        own_ms = own_speed_ms(elapsed, progress.travelled_m)
+        cands = candidates(predicted, point if raw is not None else None,
+                           remaining_m / max(history.fleet_kmh / 3.6, 0.1),
+                           None if own_ms is None else remaining_m / max(own_ms, 0.1))
+        blended = history.stack.blend(cands, elapsed)
+        ratio = max(blended, 1.0) / max(point, 1.0)  # the interval moves with the blend
+        return EtaResult(_moment(t + blended), _moment(t + min(low_s * ratio, blended)),
+                         _moment(t + max(high_s * ratio, blended)), remaining_m,
+                         predicted, kind, outlook.scaled(ratio), tuple(row), keys, raw, share,
+                         (*cands, elapsed))
 
     def _physical_outlook(self, kind: str, predicted: float, other: float, chance: float
                           ) -> Outlook:

@@ -54,6 +54,12 @@ class Outlook:
         lo, hi = min(lo, mid), max(hi, mid)
         return Part(weight, mid, max((mid - lo) / z, MIN_SIGMA), max((hi - mid) / z, MIN_SIGMA))
 
+    def scaled(self, ratio: float) -> Outlook:
+        """The same distribution with every time left multiplied by ``ratio``."""
+        shift = math.log(max(ratio, 1e-9))
+        return Outlook(tuple(Part(p.weight, p.median + shift, p.below, p.above)
+                             for p in self.parts))
+
     def cdf(self, seconds: float) -> float:
         """The chance that the time left is at most ``seconds``."""
         if seconds <= 0.0:
