@@ -1,4 +1,4 @@
-// The fleet layer as it was before issue 17b (commit 82d0c5c's dashboards/static/js/fleetlayer.js
+// The fleet layer as it was before the clustered layer (commit 82d0c5c's dashboards/static/js/fleetlayer.js
 // with state.js's GridIndex inlined), kept only as the 'before' of the browser test's
 // measurement: that test serves it in place of /static/js/fleetlayer.js on a second page.
 
