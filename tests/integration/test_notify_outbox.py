@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,7 +25,7 @@ from api.notify_worker import NotificationWorker
 from shiptrack.config import Settings
 from shiptrack.embedded import free_port
 from shiptrack.tracking_tokens import key_from, token_for
-from tests.helpers import query
+from tests.helpers import http_server, query
 from tests.smtp_inbox import Inbox, smtp_server, text_of
 
 # 23:30 in Berlin (CET, UTC+1) on a Tuesday
@@ -289,15 +288,8 @@ def twilio(answers: dict[str, tuple[int, dict[str, Any]]]) -> Iterator[tuple[str
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(Handler) as base:
+        yield base, calls
 
 
 @contextmanager
@@ -315,15 +307,8 @@ def hook_receiver() -> Iterator[tuple[str, list[Any]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", calls
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(Handler) as base:
+        yield base + "/hook", calls
 
 
 async def test_sms_through_twilio_and_webhooks_signed(settings: Settings) -> None:

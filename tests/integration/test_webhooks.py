@@ -10,14 +10,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
 from shiptrack.config import Settings
-from tests.helpers import query, running_api, wait_for
+from tests.helpers import http_server, query, running_api, wait_for
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
@@ -54,15 +54,8 @@ def receiving(receiver: Receiver) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with http_server(Handler) as base:
+        yield base + "/hook"
 
 
 def add_event(db: str, event_id: str, kind: str) -> dict[str, Any]:
