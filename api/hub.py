@@ -30,6 +30,7 @@ SENT = Counter("shiptrack_ws_messages_sent_total", "Messages sent to stream clie
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_TOO_SLOW = 4008  # application close code: the client fell too far behind
 CLOSE_NOT_FOUND = 4404  # tracking token unknown or expired
+CLOSE_TRY_AGAIN = 1013  # a server it needs is unavailable: reconnect later
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ from fastapi import APIRouter, WebSocket
 from psycopg_pool import PoolTimeout
 
 from api import streams
-from api.hub import CLOSE_NOT_FOUND, Filter, Hub, Subscriber
+from api.hub import CLOSE_NOT_FOUND, CLOSE_TRY_AGAIN, Filter, Hub, Subscriber
 from api.routes_track import (
     at_least,
     find_shipment,
@@ -68,22 +68,41 @@ async def no_messages(msg: dict[str, Any]) -> None:
     raise ClientMessageError("a tracking stream takes no messages but ping")
 
 
+async def not_found(ws: WebSocket) -> None:
+    await ws.send_text(streams.error_text("not_found", "no shipment for this tracking link"))
+    await streams.close(ws, CLOSE_NOT_FOUND, "not found")
+
+
 @router.websocket("/ws/track/{tracking_token}")
 async def track_stream(ws: WebSocket, tracking_token: str) -> None:
     started = time.monotonic()
+    pool = ws.app.state.pool
+    keep = keep_after_delivery(ws.app)
     try:
-        row = await find_shipment(ws.app.state.pool, tracking_token,
-                                  keep_after_delivery(ws.app))
+        row = await find_shipment(pool, tracking_token, keep)
     except (psycopg.Error, PoolTimeout):
         await streams.deny(ws, 503, "unavailable", "database unavailable, try again")
         return
     await at_least(started)
     await ws.accept()
     if row is None:
-        await ws.send_text(streams.error_text("not_found", "no shipment for this tracking link"))
-        await streams.close(ws, CLOSE_NOT_FOUND, "not found")
+        await not_found(ws)
         return
     hub: Hub = ws.app.state.hub
     sub = hub.add(track_filter(row))
+    try:
+        # read again once subscribed: a change between the first read and the
+        # subscription would otherwise be in neither the snapshot nor the stream
+        row = await find_shipment(pool, tracking_token, keep)
+    except (psycopg.Error, PoolTimeout):
+        hub.remove(sub)
+        await ws.send_text(streams.error_text("unavailable", "database unavailable, try again"))
+        await streams.close(ws, CLOSE_TRY_AGAIN, "database unavailable")
+        return
+    if row is None:
+        hub.remove(sub)
+        await not_found(ws)
+        return
+    sub.filter = track_filter(row)
     sub.push_front(snapshot(row))
     await streams.serve(ws, hub, sub, no_messages, extra=[recheck(ws, sub, tracking_token)])

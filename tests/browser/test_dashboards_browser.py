@@ -302,10 +302,11 @@ def test_shipment_page_shows_eta_and_timeline_and_updates_live(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: Any) -> None:
+def stored_excursion(stack: Stack) -> str:
+    """A detector's exception as ingest stores it (its own event, and the shipment's): the
+    shipment event's id."""
     db = stack.settings.database_url or ""
     now = datetime.now(UTC)
-    # a detector's exception as ingest stores it: its own event, and the shipment's
     detection = make_event("sensor.excursion", now, device_id="reefer-1", shipment_id="s-1",
                            data={"sensor": "temperature_c", "value": 9.18, "min": 2, "max": 8,
                                  "since": now.isoformat()})
@@ -316,11 +317,21 @@ def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: An
         query(db, "INSERT INTO events (id, ts, type, device_id, shipment_id, data)"
               " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
               (x.id, x.ts, x.type, x.device_id, x.shipment_id, json.dumps(x.data)))
-    one, two = offline_page(browser), offline_page(browser)
-    for page in (one, two):
-        page.goto(f"{stack.base}/#token={TOKEN}")
-        page.click("#tab-exceptions")
-    item = f"#event-list li[data-id='{e.id}']"
+    return e.id
+
+
+def exceptions_page(stack: Stack, browser: Any) -> Any:
+    page = offline_page(browser)
+    page.goto(f"{stack.base}/#token={TOKEN}")
+    page.wait_for_function("() => window.shiptrack && window.shiptrack.booted")
+    page.click("#tab-exceptions")
+    return page
+
+
+def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: Any) -> None:
+    e_id = stored_excursion(stack)
+    one, two = exceptions_page(stack, browser), exceptions_page(stack, browser)
+    item = f"#event-list li[data-id='{e_id}']"
     one.wait_for_selector(item)
     text = one.inner_text(item)
     assert "Temperature out of range" in text and "9.2 °C, allowed 2\u20138 °C" in text
@@ -335,6 +346,26 @@ def test_acknowledging_in_one_browser_shows_in_another(stack: Stack, browser: An
     assert "driver checks the unit" in two.inner_text(item)
     one.wait_for_selector("#queue-note:has-text('No open exceptions')")
     two.screenshot(path=str(ARTIFACTS / "exceptions-acknowledged.png"))
+
+
+def test_the_queue_catches_up_on_what_happened_while_the_stream_was_down(
+        stack: Stack, browser: Any) -> None:
+    # no live event tells a page about an acknowledgement made while its stream was down:
+    # the snapshot of the new connection makes it reload (the slow poll is 30 s away)
+    e_id = stored_excursion(stack)
+    page = exceptions_page(stack, browser)
+    item = f"#event-list li[data-id='{e_id}']"
+    page.wait_for_selector(item)
+    page.evaluate("() => window.shiptrack.socket.stop()")
+    page.wait_for_selector("#conn[data-state='stopped']")
+    r = httpx.post(f"{stack.base}/api/v1/exceptions/{e_id}/acknowledge",
+                   json={"by": "Bo", "note": "seen on the phone"},
+                   headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200, r.text
+    page.evaluate("() => window.shiptrack.socket.start()")
+    page.wait_for_selector("#queue-note:has-text('No open exceptions')", timeout=10000)
+    page.select_option("#queue-state", "acknowledged")
+    page.wait_for_selector(f"{item}:has-text('Acknowledged by Bo')")
 
 
 def test_docs_render_offline(stack: Stack, browser: Any) -> None:

@@ -6,7 +6,7 @@ import { LiveSocket, wsUrl } from '../common.js';
 import { HttpError, fetchAllPages, fetchJson, fleetStreamUrl } from './api.js';
 import { onMoved, renderDetail, renderDeviceList, selectDevice, setupDevices } from './devices.js';
 import { normalizeEvent } from './events.js';
-import { loadQueue, onLiveEvent, setupExceptions } from './exceptions.js';
+import { loadQueue, onLiveEvent, reloadSoon, setupExceptions } from './exceptions.js';
 import { FleetLayer } from './fleetlayer.js';
 import { loadGeofences, setupGeofences } from './geofences.js';
 import { createMap, loadConfig } from './map.js';
@@ -100,6 +100,9 @@ function onMessage(ctx, msg) {
     for (const d of Array.isArray(msg.devices) ? msg.devices : []) if (d) moved(ctx, applyFix(ctx.fleet, d.device_id, d, now));
     ctx.dirty.list = true;
     if (!ctx.fitted && ctx.fleet.devices.size) { ctx.fitted = true; fitFleet(ctx); }
+    // the server sends a snapshot once it is subscribed: whatever happened before that
+    // (or while the stream was down) came as no event, so catch up on it
+    reloadSoon(ctx); scheduleShipments(ctx);
   } else if (msg.type === 'position') {
     moved(ctx, applyFix(ctx.fleet, msg.device_id, msg, now));
   } else if (msg.type === 'event') {

@@ -14,7 +14,8 @@ const NAME_KEY = 'shiptrack.dispatcherName';
 const POLL_MS = 30000;
 
 export function setupExceptions(ctx) {
-  ctx.queue = { items: [], state: 'open', timer: null, loading: null, openCount: 0 };
+  // the select's value, not a constant: it may have been changed before this ran
+  ctx.queue = { items: [], state: $('queue-state').value || 'open', timer: null, seq: 0, openCount: 0 };
   $('queue-state').addEventListener('change', (ev) => { ctx.queue.state = ev.target.value; loadQueue(ctx); });
   $('dispatcher-name').value = window.localStorage.getItem(NAME_KEY) || '';
   $('dispatcher-name').addEventListener('change', (ev) => window.localStorage.setItem(NAME_KEY, ev.target.value.trim()));
@@ -24,6 +25,14 @@ export function setupExceptions(ctx) {
 /** A live event: reload the queue soon if it concerns it. */
 export function onLiveEvent(ctx, ev) {
   if (ctx.queue.state !== 'log' && !touchesQueue(ev.type, ctx.config.exceptions)) return;
+  reloadSoon(ctx);
+}
+
+/**
+ * Reload the queue soon (several calls within 300 ms make one request). Also called when
+ * the stream (re)starts: what happened while it was down came as no event.
+ */
+export function reloadSoon(ctx) {
   clearTimeout(ctx.queue.timer);
   ctx.queue.timer = setTimeout(() => loadQueue(ctx), 300);
 }
@@ -38,17 +47,20 @@ async function count(ctx) {
 
 export async function loadQueue(ctx) {
   const note = $('queue-note');
+  const seq = ++ctx.queue.seq; // only the newest request's answer is shown
   let body;
   const log = ctx.queue.state === 'log'; // every event, newest first: the log, in words
   try {
     body = await fetchJson(log ? '/api/v1/events?limit=200'
       : `/api/v1/exceptions?state=${encodeURIComponent(ctx.queue.state)}&limit=200`, { token: ctx.token });
   } catch (err) {
+    if (seq !== ctx.queue.seq) return;
     if (err instanceof HttpError && err.isAuth) { ctx.authFailed(); return; }
     note.textContent = err instanceof HttpError && err.isMissing
       ? 'The exceptions queue is not available on this server.' : `Exceptions could not be loaded: ${err.message}`;
     return;
   }
+  if (seq !== ctx.queue.seq) return; // an older answer, arriving after a newer request
   ctx.queue.items = listItems(body);
   renderQueue(ctx);
   count(ctx);
