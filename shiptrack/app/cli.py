@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shiptrack.cli_settings import SECRET_FIELDS, settings_options
+from shiptrack.app.cli_settings import SECRET_FIELDS, settings_options
+from shiptrack.app.lazy import LazyCommand, lazy_group
 from shiptrack.config import Settings
 from shiptrack.embedded import bind_listener
 from shiptrack.errors import ConfigError, ShiptrackError
@@ -22,6 +23,8 @@ from shiptrack.errors import ConfigError, ShiptrackError
 app = typer.Typer(
     help="shiptrack: real-time shipment telemetry (MQTT ingest, REST, live streams).",
     no_args_is_help=True, add_completion=False,
+    cls=lazy_group(LazyCommand("simulate", "simulator.cli:simulate",
+                               "Publish a simulated fleet to the broker.")),
 )
 console = Console(stderr=True)
 
@@ -123,7 +126,7 @@ def up(
 ) -> None:
     """Run everything: embedded servers where none is configured, migrations, ingest,
     the API with dashboards, and optionally a simulated fleet."""
-    from shiptrack.up import run_up
+    from shiptrack.app.up import run_up
 
     _setup_logging(settings)
     try:
@@ -175,15 +178,6 @@ def show_settings(settings: Settings) -> None:
         if values.get(name):
             values[name] = "***"
     typer.echo(json.dumps(values, indent=2, sort_keys=True))
-
-
-def _register_simulate() -> None:
-    from simulator.cli import simulate
-
-    app.command("simulate", help="Publish a simulated fleet to the broker.")(simulate)
-
-
-_register_simulate()
 
 
 def _register_eta() -> None:
