@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.auth import Reader, Writer
-from api.broker_admin import BrokerAdminError, run_commands
+from api.broker_admin import run_commands
 from api.credential_schemas import (
     CredentialList,
     CredentialRecord,
@@ -61,10 +61,8 @@ async def _change(request: Request, kind: bi.Kind, subject: str,
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))",
                            (f"{kind}/{subject}",))
-        try:
-            await run_commands(parse_mqtt_url(settings.mqtt_url), commands)
-        except BrokerAdminError as exc:
-            raise ApiError(503, f"broker: {exc}", headers={"Retry-After": "5"}) from exc
+        # BrokerAdminError: a 503 (api/errors.py)
+        await run_commands(parse_mqtt_url(settings.mqtt_url), commands)
         cur = await conn.execute(REVOKE_SQL, (kind, subject))
         if issue_id is not None:
             cur = await conn.execute(ISSUE_SQL, (issue_id, kind, subject,

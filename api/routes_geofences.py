@@ -18,7 +18,7 @@ from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
 from shiptrack.db.tracking_sql import FINAL_SQL
 from shiptrack.events import new_id
-from shiptrack.geofences import FenceSpec, GeofenceError, corridor_wkb, parse_feature
+from shiptrack.geofences import FenceSpec, corridor_wkb, parse_feature
 
 router = APIRouter(prefix="/api/v1", tags=["geofences"])
 
@@ -37,12 +37,9 @@ SELECT count(*) FROM shipments WHERE status NOT IN (""" + FINAL_SQL + """)
 
 
 async def validated(body: dict[str, Any]) -> FenceSpec:
-    try:
-        # a corridor takes a moment (bounded by its cost budget): built here, once, and
-        # stored (shape_wkb) so that ingest never buffers it
-        return await run_in_threadpool(parse_feature, body)
-    except GeofenceError as exc:
-        raise ApiError(422, str(exc), "invalid_geometry") from exc
+    # a corridor takes a moment (bounded by its cost budget): built here, once, and
+    # stored (shape_wkb) so that ingest never buffers it; GeofenceError: a 422
+    return await run_in_threadpool(parse_feature, body)
 
 
 def as_geofence(row: dict[str, Any]) -> Geofence:

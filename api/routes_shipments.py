@@ -49,7 +49,6 @@ from shiptrack.shipments import (
     RANK,
     TRANSITIONS,
     Place,
-    ShipmentError,
     can_move,
     limits_json,
     parse_limits,
@@ -117,10 +116,7 @@ async def fetch_shipment(cur: AsyncCursor[Any], shipment_id: str) -> dict[str, A
 
 
 async def checked_place(cur: AsyncCursor[Any], obj: Any, what: str, radius: float) -> Place:
-    try:
-        place = parse_place(obj, what, radius)
-    except ShipmentError as exc:
-        raise ApiError(422, str(exc)) from exc
+    place = parse_place(obj, what, radius)  # ShipmentError: a 422 (api/errors.py)
     if place.geofence_id is not None:
         await cur.execute("SELECT 1 FROM geofences WHERE id = %s", (place.geofence_id,))
         if await cur.fetchone() is None:
@@ -129,10 +125,7 @@ async def checked_place(cur: AsyncCursor[Any], obj: Any, what: str, radius: floa
 
 
 def checked_route(route: dict[str, Any] | None) -> dict[str, Any] | None:
-    try:
-        return None if route is None else parse_route(route)
-    except GeofenceError as exc:
-        raise ApiError(422, str(exc), "invalid_geometry") from exc
+    return None if route is None else parse_route(route)  # GeofenceError: a 422
 
 
 async def built_corridor(route: dict[str, Any] | None, width: float) -> bytes | None:
@@ -144,7 +137,7 @@ async def built_corridor(route: dict[str, Any] | None, width: float) -> bytes | 
         shape = await run_in_threadpool(corridor_shape, route["coordinates"], width,
                                         "route_corridor_m")
     except GeofenceError as exc:
-        raise ApiError(422, f"route: {exc}", "invalid_geometry") from exc
+        raise GeofenceError(f"route: {exc}") from exc
     return corridor_wkb(shape)
 
 
@@ -161,10 +154,8 @@ async def patched_corridor(cur: AsyncCursor[Any], shipment_id: str, body: Shipme
 
 
 def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
-    except ShipmentError as exc:
-        raise ApiError(422, str(exc)) from exc
+    # ShipmentError: a 422 (api/errors.py)
+    return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
 
 
 def created_at(body: ShipmentCreate) -> datetime:

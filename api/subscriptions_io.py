@@ -34,7 +34,7 @@ def checked(obj: Any, where: str = "", channels: tuple[str, ...] = CHANNELS
     try:
         return parse_subscription(obj, channels=channels)
     except SubscriptionError as exc:
-        raise ApiError(422, f"{where}{exc}") from exc
+        raise SubscriptionError(f"{where}{exc}") from exc  # a 422 (api/errors.py)
 
 
 def as_model(row: dict[str, Any], show_secret: bool = False) -> Subscription:
