@@ -1,5 +1,9 @@
-"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | eta-eval |
-eta-convert``."""
+"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | broker-config |
+settings | eta-eval | eta-convert | eta-learn``.
+
+Each command imports the service it runs when it runs (``simulate`` is a ``LazyCommand``),
+so importing this module loads none. Its edge: a ``ShiptrackError`` is one line on
+stderr and exit status 2 (``_fail``)."""
 
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def _fail(exc: ShiptrackError) -> typer.Exit:
+    """The error as one line on stderr; raise the answer (exit status 2)."""
     console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
@@ -60,7 +65,7 @@ def migrate(settings: Settings) -> None:
 
     _setup_logging(settings)
     if not settings.database_url:
-        raise _fail(ShiptrackError("set SHIPTRACK_DATABASE_URL (or run `shiptrack up`)"))
+        raise _fail(ConfigError("set SHIPTRACK_DATABASE_URL (or run `shiptrack up`)"))
     try:
         applied = run_migrations(settings.database_url)
         mode = storage_mode(settings.database_url)
@@ -159,7 +164,7 @@ def broker_config(
     passwords = {user: os.environ[var] for user, var in env.items() if os.environ.get(var)}
     missing = [env[u] for u in (INGEST_USER, API_USER) if u not in passwords]
     if missing or (simulate and SIMULATOR_USER not in passwords):
-        raise _fail(ShiptrackError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
+        raise _fail(ConfigError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
     simulated = Fleet(simulate, seed=1).device_ids if simulate > 0 else []
     try:
         update_plugin_file(Path(path), passwords, settings.mqtt_topic_prefix, simulated)
