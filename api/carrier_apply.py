@@ -30,6 +30,7 @@ from shiptrack.shipments import CARRIER
 
 KIND = "carrier"  # shipment_exceptions.kind of the carrier's exception (one at a time)
 
+
 @dataclass(slots=True)
 class Applied:
     shipments: list[str] = field(default_factory=list)  # matched by the tracking number

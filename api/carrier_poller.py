@@ -42,6 +42,7 @@ LEASE_S = 300.0
 ROUND_S = 10.0
 BATCH = 20
 
+
 class CarrierPoller:
     def __init__(self, pool: AsyncConnectionPool[Any], settings: Settings,
                  accounts: dict[str, Account], app: FastAPI | None = None) -> None:

@@ -27,6 +27,7 @@ log = logging.getLogger("shiptrack.api.notify")
 BATCH = 500
 Clock = Callable[[], datetime]
 
+
 def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -60,6 +60,7 @@ EXPIRE_EVERY_S = 3600.0
 BATCH = 500
 CLAIM = 20
 
+
 @dataclass(slots=True)
 class Claimed:
     id: int

@@ -39,6 +39,7 @@ router = APIRouter(prefix="/api/v1", tags=["exceptions"])
 EventId = Annotated[str, Path(pattern=r"^evt_[0-9A-Z]{26}$",
                               examples=["evt_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
+
 def parse_states(value: str | None) -> list[str]:
     states = [s.strip() for s in (value or "").split(",") if s.strip()]
     bad = [s for s in states if s not in exc.STATES]

@@ -61,6 +61,7 @@ router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
+
 def tracking_url(request: Request, token: str) -> str:
     base = request.app.state.settings.public_url
     return f"{base.rstrip('/')}/t/{token}" if base else f"/t/{token}"

@@ -35,6 +35,7 @@ UNDER_WAY = IN_TRANSIT
 TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's tracking token",
                                     examples=["kT3v8pQm2xYb7Wn4Zr6Hs1Lc"])]
 
+
 async def find_shipment(pool: AsyncConnectionPool[Any], token: str,
                         keep: timedelta) -> dict[str, Any] | None:
     """The shipment row of a tracking token (None: unknown, malformed or expired)."""

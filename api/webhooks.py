@@ -53,6 +53,7 @@ BATCH = 500
 CLAIM = 50  # deliveries claimed per round
 PER_HOOK = 5  # of which at most this many of one webhook (sent one after the other)
 
+
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 

@@ -24,6 +24,7 @@ from shiptrack.db.queries import tokens as token_sql
 router = APIRouter(prefix="/api/v1", tags=["streams"])
 PREFIX = "wst_"
 
+
 class WsTicket(BaseModel):
     ticket: str = Field(description="pass as /ws/fleet?ticket=; once, before expires_at")
     expires_at: datetime

@@ -32,6 +32,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
+
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(),
