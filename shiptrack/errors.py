@@ -22,7 +22,7 @@ the CLI (``shiptrack/app/cli.py``) into a one-line message and exit status 2.
     │   ├── shiptrack.eta.trips.TripError
     │   ├── shiptrack.eta.convert.ConvertError
     │   ├── simulator.roads.NoRoute
-    │   └── api.streams.ClientMessageError       a stream client's message (closes 4400)
+    │   └── api.streams.ClientMessageError       a stream client's message (an error frame)
     │       └── api.ws_fleet.FilterError
     ├── shiptrack.decode.Invalid          a payload refused, with its dead-letter reason
     ├── shiptrack.carriers.polling.PollError  a carrier's tracking API failed
