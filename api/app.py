@@ -53,6 +53,7 @@ from shiptrack import __version__
 from shiptrack.carriers import polling
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
+from shiptrack.db.queries import meta as meta_sql
 from shiptrack.errors import ConfigError
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.tracking_tokens import key_from
@@ -184,7 +185,7 @@ def _health_routes(app: FastAPI) -> None:
         checks = {"database": "ok", "broker": "ok", "schema": request.app.state.schema}
         try:
             async with request.app.state.pool.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
+                await conn.execute(meta_sql.PING)
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         if not request.app.state.feed.connected:

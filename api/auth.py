@@ -31,6 +31,7 @@ from fastapi import Depends, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
+from shiptrack.db.queries import tokens as token_sql
 
 SCOPES = ("read", "write", "admin")
 WEBHOOKS = "webhooks"  # webhook routes only, outside the read < write < admin chain
@@ -74,24 +75,11 @@ def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
-def token_matches(given: str | None, expected: str) -> bool:
-    """Constant-time comparison of digests (length-independent); missing never matches."""
-    if not given:
-        return False
-    return hmac.compare_digest(digest(given), digest(expected))
-
-
 def bearer_from_header(value: str | None) -> str | None:
     if not value:
         return None
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-TOKEN_SQL = """
-SELECT id, token_hash, scopes, expires_at, last_used_at FROM api_tokens
-WHERE token_hash = %s AND revoked_at IS NULL
-"""
 
 
 async def authenticate(app: Any, token: str | None) -> Principal | None:
@@ -105,15 +93,14 @@ async def authenticate(app: Any, token: str | None) -> Principal | None:
         return None
     try:
         async with app.state.pool.connection() as conn:
-            row = await (await conn.execute(TOKEN_SQL, (given,))).fetchone()
+            row = await (await conn.execute(token_sql.BY_DIGEST, (given,))).fetchone()
             if row is None or not hmac.compare_digest(bytes(row[1]), given):
                 return None
             now = datetime.now(UTC)
             if row[3] is not None and row[3] <= now:
                 return None
             if row[4] is None or now - row[4] > LAST_USED_EVERY:
-                await conn.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s",
-                                   (row[0],))
+                await conn.execute(token_sql.TOUCH, (row[0],))
     except psycopg.Error as exc:
         raise ApiError(503, "token store unavailable, try again") from exc
     return Principal("token", frozenset(row[2]), row[0])

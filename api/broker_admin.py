@@ -22,13 +22,14 @@ from shiptrack.broker_identity import (
     control_errors,
     control_message,
 )
+from shiptrack.errors import BrokerError
 from shiptrack.mqtturl import MqttTarget
 
 log = logging.getLogger("shiptrack.api")
 ANSWER_TIMEOUT_S = 5.0
 
 
-class BrokerAdminError(Exception):
+class BrokerAdminError(BrokerError):
     """The broker did not carry out the commands (unreachable, no answer, refused)."""
 
 

@@ -24,26 +24,11 @@ from psycopg.types.json import Jsonb
 from api.tracking_io import bump_shipments, record_milestone
 from shiptrack.carriers.updates import CarrierUpdate, Checkpoint
 from shiptrack.db import tracking_sql as q
+from shiptrack.db.queries import carriers as carrier_sql
 from shiptrack.events import SHIPMENT_EXCEPTION, SHIPMENT_EXCEPTION_CLEARED, Event, make_event
 from shiptrack.shipments import CARRIER
 
 KIND = "carrier"  # shipment_exceptions.kind of the carrier's exception (one at a time)
-
-SELECT_SHIPMENTS = """
-SELECT s.id, s.reference, s.device_id, s.status, s.carrier_eta,
-       coalesce((SELECT min(m.ts) FROM shipment_milestones m
-                  WHERE m.shipment_id = s.id AND m.kind = 'created'), s.created_at) AS created
-FROM shipments s WHERE s.carrier_tracking_number = %s ORDER BY s.id FOR UPDATE OF s
-"""
-
-STORE_CHECKPOINT = """
-INSERT INTO carrier_checkpoints (shipment_id, provider, key, ts, status, detail, message,
-                                 location, mapped)
-VALUES (%(shipment_id)s, %(provider)s, %(key)s, %(ts)s, %(status)s, %(detail)s, %(message)s,
-        %(location)s, %(mapped)s)
-ON CONFLICT DO NOTHING
-RETURNING 1
-"""
 
 
 @dataclass(slots=True)
@@ -55,7 +40,7 @@ class Applied:
 
 async def apply_update(cur: AsyncCursor[Any], update: CarrierUpdate) -> Applied:
     out = Applied()
-    await cur.execute(SELECT_SHIPMENTS, (update.tracking_number,))
+    await cur.execute(carrier_sql.SHIPMENTS_OF_NUMBER, (update.tracking_number,))
     ships = await cur.fetchall()
     out.shipments = [s["id"] for s in ships]
     if update.ignored:
@@ -68,8 +53,7 @@ async def apply_update(cur: AsyncCursor[Any], update: CarrierUpdate) -> Applied:
                 changed = True
                 out.events += await _act(cur, ship, update, cp)
         if update.eta is not None and update.eta != ship["carrier_eta"]:
-            await cur.execute("UPDATE shipments SET carrier_eta = %s, updated_at = now()"
-                              " WHERE id = %s", (update.eta, ship["id"]))
+            await cur.execute(carrier_sql.SET_ETA, (update.eta, ship["id"]))
             changed = True
         if changed:
             await bump_shipments(cur)
@@ -78,7 +62,7 @@ async def apply_update(cur: AsyncCursor[Any], update: CarrierUpdate) -> Applied:
 
 async def _store(cur: AsyncCursor[Any], shipment_id: str, provider: str,
                  cp: Checkpoint) -> bool:
-    await cur.execute(STORE_CHECKPOINT, {
+    await cur.execute(carrier_sql.STORE_CHECKPOINT, {
         "shipment_id": shipment_id, "provider": provider, "key": cp.key, "ts": cp.ts,
         "status": cp.status, "detail": cp.detail, "message": cp.message,
         "location": cp.location,
@@ -116,9 +100,7 @@ async def _act(cur: AsyncCursor[Any], ship: dict[str, Any], update: CarrierUpdat
             **common))
     elif meaning.status is not None:
         async with cur.connection.cursor(row_factory=dict_row) as plain:
-            await plain.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
-                                " AND kind = %s RETURNING kind, reason, code",
-                                (ship["id"], KIND))
+            await plain.execute(carrier_sql.CLEAR_EXCEPTION, (ship["id"], KIND))
             cleared = await plain.fetchall()
         if cleared:
             events.append(make_event(SHIPMENT_EXCEPTION_CLEARED, ts, data={

@@ -35,24 +35,12 @@ from shiptrack.carriers.polling import (
     interval_s,
 )
 from shiptrack.config import Settings
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries import carriers as carrier_sql
 
 log = logging.getLogger("shiptrack.api")
 LEASE_S = 300.0
 ROUND_S = 10.0
 BATCH = 20
-
-CLAIM = """
-UPDATE shipments s SET carrier_poll_at = %(lease)s
-  FROM (SELECT id FROM shipments
-         WHERE carrier = ANY(%(carriers)s) AND carrier_tracking_number IS NOT NULL
-           AND status NOT IN (""" + FINAL_SQL + """)
-           AND (carrier_poll_at IS NULL OR carrier_poll_at <= %(now)s)
-         ORDER BY carrier_poll_at NULLS FIRST, id
-         LIMIT %(limit)s FOR UPDATE SKIP LOCKED) due
- WHERE s.id = due.id
-RETURNING s.id, s.carrier, s.carrier_tracking_number, s.status, s.carrier_poll_failures
-"""
 
 
 class CarrierPoller:
@@ -80,7 +68,7 @@ class CarrierPoller:
         now = now or datetime.now(UTC)
         async with self.pool.connection() as conn, conn.transaction(), \
                 conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(CLAIM, {"carriers": list(self.accounts), "now": now,
+            await cur.execute(carrier_sql.CLAIM, {"carriers": list(self.accounts), "now": now,
                                       "lease": now + timedelta(seconds=LEASE_S),
                                       "limit": BATCH})
             due = await cur.fetchall()
@@ -114,11 +102,10 @@ class CarrierPoller:
                 conn.cursor(row_factory=dict_row) as cur:
             applied = await apply_update(cur, update)
             stored = await store_events(cur, applied.events)
-            await cur.execute("SELECT status FROM shipments WHERE id = %s", (row["id"],))
+            await cur.execute(carrier_sql.STATUS, (row["id"],))
             found = await cur.fetchone()
             status = found["status"] if found else row["status"]
-            await cur.execute("UPDATE shipments SET carrier_poll_at = %s,"
-                              " carrier_poll_failures = 0 WHERE id = %s",
+            await cur.execute(carrier_sql.POLLED,
                               (now + timedelta(seconds=interval_s(status, self.base_s)),
                                row["id"]))
         if self.app is not None:
@@ -126,6 +113,4 @@ class CarrierPoller:
 
     async def _reschedule(self, shipment_id: str, at: datetime, failures: int) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE shipments SET carrier_poll_at = %s,"
-                               " carrier_poll_failures = %s WHERE id = %s",
-                               (at, failures, shipment_id))
+            await conn.execute(carrier_sql.RESCHEDULE, (at, failures, shipment_id))

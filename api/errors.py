@@ -2,7 +2,8 @@
 500 for bad input.
 
 Every error leaves through one of the handlers installed here: ``ApiError`` (raised by
-our code), Starlette's ``HTTPException`` (unknown path, wrong method), request
+our code), the domain's errors (``ANSWERS``: the one mapping of shiptrack's hierarchy to
+statuses and codes), Starlette's ``HTTPException`` (unknown path, wrong method), request
 validation (query, path, body), the database being unreachable (503), and anything
 else (a 500 in the same shape, logged). ``install`` also makes ``/openapi.json`` say so:
 every 422 is this shape, and secured operations list 401 and 403.
@@ -21,6 +22,9 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shiptrack.errors import BrokerError, InputError, ShiptrackError, StorageError
+from shiptrack.geofences import GeofenceError
+
 log = logging.getLogger("shiptrack.api")
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -36,6 +40,15 @@ ERROR_SCHEMA: dict[str, Any] = {
     }},
     "example": {"error": {"code": "not_found", "message": "no device 'truck-99'"}},
 }
+# The domain's errors as answers (the nearest class of an error's MRO wins); a 503 says
+# when to retry. A ShiptrackError not named here is a bug: a logged 500.
+ANSWERS: dict[type[ShiptrackError], tuple[int, str]] = {
+    InputError: (422, "invalid"),
+    GeofenceError: (422, "invalid_geometry"),
+    StorageError: (503, "unavailable"),
+    BrokerError: (503, "unavailable"),
+}
+RETRY_AFTER = {"Retry-After": "5"}
 PUBLIC_PREFIXES = ("/api/v1/track/",)
 DESCRIPTIONS = {400: "Bad request (body not JSON, or a cursor this API did not return)",
                 401: "Missing or invalid bearer token",
@@ -44,7 +57,10 @@ DESCRIPTIONS = {400: "Bad request (body not JSON, or a cursor this API did not r
                 429: "Too many bad credentials from this client (see Retry-After)"}
 
 
-class ApiError(Exception):
+class ApiError(ShiptrackError):
+    """An answer raised by a route: ``status``, ``code`` (default: the status's) and
+    ``message``."""
+
     def __init__(self, status: int, message: str, code: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -52,6 +68,14 @@ class ApiError(Exception):
         self.code = code or CODES.get(status, "error")
         self.message = message
         self.headers = headers
+
+
+def answer(exc: ShiptrackError) -> tuple[int, str]:
+    """The status and code of a domain error (``ANSWERS``), 500 internal if none."""
+    for cls in type(exc).__mro__:
+        if cls in ANSWERS:
+            return ANSWERS[cls]
+    return 500, "internal"
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -89,6 +113,15 @@ def install(app: FastAPI) -> None:
             headers = {**(headers or {}), **exc.headers}
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
+    async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ShiptrackError)
+        status, code = answer(exc)
+        return JSONResponse(error_body(code, str(exc)), status,
+                            headers=RETRY_AFTER if status == 503 else None)
+
+    for cls in ANSWERS:
+        app.add_exception_handler(cls, _domain_error)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = CODES.get(exc.status_code, "error")
@@ -105,7 +138,7 @@ def install(app: FastAPI) -> None:
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
         return JSONResponse(error_body("unavailable", "database unavailable, try again"), 503,
-                            headers={"Retry-After": "5"})
+                            headers=RETRY_AFTER)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

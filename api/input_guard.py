@@ -24,12 +24,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from shiptrack.errors import ShiptrackError
 from shiptrack.jsontree import find_bad_text
 
 log = logging.getLogger("shiptrack.api")
 
 
-class Refused(Exception):
+class Refused(ShiptrackError):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message

@@ -11,12 +11,13 @@ import uuid
 
 import aiomqtt
 
+from shiptrack.errors import BrokerError
 from shiptrack.mqtturl import MqttTarget
 
 log = logging.getLogger("shiptrack.api")
 
 
-class BrokerUnavailable(Exception):
+class BrokerUnavailable(BrokerError):
     pass
 
 

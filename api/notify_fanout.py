@@ -18,28 +18,14 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from api.webhooks import contiguous
+from shiptrack.db.queries import notifications as notification_sql
+from shiptrack.db.queries import subscriptions as subscription_sql
 from shiptrack.notify.occurrences import WATCHED_TYPES, eta_news, occurrence
 
 log = logging.getLogger("shiptrack.api.notify")
 
 BATCH = 500
 Clock = Callable[[], datetime]
-
-EVENTS_SQL = """
-SELECT seq, id, type, ts, shipment_id, data FROM events
-WHERE seq > %s ORDER BY seq LIMIT %s
-"""
-SUBSCRIBERS_SQL = """
-SELECT s.id, s.shipment_id, s.notify, s.start_seq, s.notified_eta,
-       sh.reference, sh.status, sh.eta, sh.eta_low, sh.eta_high, sh.promised_by
-FROM subscriptions s JOIN shipments sh ON sh.id = s.shipment_id
-WHERE s.shipment_id = ANY(%s) AND s.state = 'active'
-"""
-INSERT_SQL = """
-INSERT INTO notification_outbox (subscription_id, occurrence, kind, event_id, context,
-                                 next_attempt_at)
-VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
-"""
 
 
 def _iso(value: Any) -> str | None:
@@ -80,12 +66,10 @@ class FanOut:
         now = self.clock()
         async with self.pool.connection() as conn, conn.transaction(), \
                 conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute("INSERT INTO notification_cursor (id, last_seq)"
-                              " SELECT true, coalesce(max(seq), 0) FROM events"
-                              " ON CONFLICT DO NOTHING")
-            await cur.execute("SELECT last_seq FROM notification_cursor FOR UPDATE")
+            await cur.execute(notification_sql.INIT_CURSOR)
+            await cur.execute(notification_sql.LOCK_CURSOR)
             last = int((await cur.fetchone() or {"last_seq": 0})["last_seq"])
-            await cur.execute(EVENTS_SQL, (last, BATCH))
+            await cur.execute(notification_sql.EVENTS_AFTER, (last, BATCH))
             events = await cur.fetchall()
             take, self.gap_since = contiguous([int(e["seq"]) for e in events], last,
                                               self.gap_since, time.monotonic())
@@ -95,7 +79,8 @@ class FanOut:
             watched = [e for e in events if e["type"] in WATCHED_TYPES and e["shipment_id"]]
             rows: list[tuple[Any, ...]] = []
             if watched:
-                await cur.execute(SUBSCRIBERS_SQL, (sorted({e["shipment_id"] for e in watched}),))
+                await cur.execute(notification_sql.SUBSCRIBERS,
+                                  (sorted({e["shipment_id"] for e in watched}),))
                 subs: dict[str, list[dict[str, Any]]] = {}
                 for sub in await cur.fetchall():
                     subs.setdefault(sub["shipment_id"], []).append(sub)
@@ -105,12 +90,10 @@ class FanOut:
                         if event["seq"] > sub["start_seq"]:
                             rows += self._rows_for(event, sub, told, now)
                 for sub_id, eta in told.items():
-                    await cur.execute("UPDATE subscriptions SET notified_eta = %s"
-                                      " WHERE id = %s", (eta, sub_id))
+                    await cur.execute(subscription_sql.SET_NOTIFIED_ETA, (eta, sub_id))
             if rows:
-                await cur.executemany(INSERT_SQL, rows)
-            await cur.execute("UPDATE notification_cursor SET last_seq = %s",
-                              (events[-1]["seq"],))
+                await cur.executemany(notification_sql.INSERT, rows)
+            await cur.execute(notification_sql.MOVE_CURSOR, (events[-1]["seq"],))
         if rows:
             log.debug("%d event(s) -> %d notification(s)", len(events), len(rows))
         return len(events)

@@ -43,6 +43,8 @@ from api.subscriptions_io import drop_pending
 from api.webhook_targets import refusal
 from api.webhooks import backoff
 from shiptrack.config import Settings
+from shiptrack.db.queries import notifications as notification_sql
+from shiptrack.db.queries import subscriptions as subscription_sql
 from shiptrack.notify.mail import build_message
 from shiptrack.notify.quiet import release_at
 from shiptrack.notify.render import render_email, render_headline, render_sms
@@ -57,22 +59,6 @@ POLL_S = 2.0
 EXPIRE_EVERY_S = 3600.0
 BATCH = 500
 CLAIM = 20
-
-CLAIM_SQL = """
-UPDATE notification_outbox o
-SET attempts = o.attempts + 1, last_attempt_at = %(now)s,
-    next_attempt_at = %(now)s + %(lease)s
-FROM subscriptions s JOIN shipments sh ON sh.id = s.shipment_id
-WHERE s.id = o.subscription_id AND o.id IN (
-    SELECT q.id FROM notification_outbox q JOIN subscriptions qs ON qs.id = q.subscription_id
-    WHERE q.sent_at IS NULL AND q.failed_at IS NULL AND q.next_attempt_at <= %(now)s
-      AND (qs.state = 'active' OR (qs.state = 'pending' AND q.kind = 'confirm'))
-    ORDER BY q.next_attempt_at, q.id LIMIT %(n)s FOR UPDATE OF q SKIP LOCKED)
-RETURNING o.id, o.subscription_id, o.occurrence, o.kind, o.context, o.attempts,
-          %(now)s - o.created_at AS age, s.channel, s.address, s.language, s.timezone,
-          s.quiet_start, s.quiet_end, s.secret, s.unsubscribe_token, s.shipment_id,
-          sh.tracking_token_hash
-"""
 
 
 @dataclass(slots=True)
@@ -150,10 +136,7 @@ class NotificationWorker:
         """Customer sign-ups not confirmed within ``SHIPTRACK_NOTIFY_CONFIRM_DAYS`` end."""
         cutoff = self.clock() - timedelta(days=self.settings.notify_confirm_days)
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "UPDATE subscriptions SET state = 'ended', ended_at = %s, ended_reason ="
-                " 'not confirmed' WHERE state = 'pending' AND created_at < %s RETURNING id",
-                (self.clock(), cutoff))
+            cur = await conn.execute(subscription_sql.END_UNCONFIRMED, (self.clock(), cutoff))
             ended = [str(r[0]) for r in await cur.fetchall()]
             for sub_id in ended:
                 await drop_pending(conn, sub_id, "not confirmed")
@@ -170,7 +153,7 @@ class NotificationWorker:
         now = self.clock()
         lease = timedelta(seconds=self.settings.notify_timeout_seconds * CLAIM + 5)
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(CLAIM_SQL, {"now": now, "lease": lease, "n": CLAIM})
+            await cur.execute(notification_sql.CLAIM, {"now": now, "lease": lease, "n": CLAIM})
             claimed = [Claimed(**{k: r[k] for k in CLAIMED}) for r in await cur.fetchall()]
         if not claimed:
             return 0
@@ -189,8 +172,7 @@ class NotificationWorker:
 
     async def _release(self, ids: list[int]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE notification_outbox SET attempts = attempts - 1,"
-                               " next_attempt_at = %s WHERE id = ANY(%s)", (self.clock(), ids))
+            await conn.execute(notification_sql.RELEASE, (self.clock(), ids))
 
     async def _one(self, item: Claimed) -> None:
         if item.subscription_id in self.bounced:
@@ -206,9 +188,7 @@ class NotificationWorker:
 
     async def _hold(self, item: Claimed, until: datetime) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute("UPDATE notification_outbox SET attempts = attempts - 1,"
-                               " next_attempt_at = %s, held_until = %s WHERE id = %s",
-                               (until, until, item.id))
+            await conn.execute(notification_sql.HOLD, (until, until, item.id))
         HELD.inc()
         log.info("notification %s held by quiet hours until %s", item.id, until)
 
@@ -250,21 +230,15 @@ class NotificationWorker:
         ATTEMPTS.labels(item.channel, result.outcome).inc()
         async with self.pool.connection() as conn, conn.transaction():
             if result.outcome == "sent":
-                await conn.execute("UPDATE notification_outbox SET sent_at = %s,"
-                                   " last_error = NULL WHERE id = %s", (now, item.id))
+                await conn.execute(notification_sql.SENT, (now, item.id))
                 return
             if result.recipient:
-                await conn.execute(
-                    "UPDATE subscriptions SET failures = failures + 1, last_error = %s,"
-                    " last_error_at = %s WHERE id = %s",
-                    (result.error, now, item.subscription_id))
+                await conn.execute(subscription_sql.RECORD_FAILURE,
+                                   (result.error, now, item.subscription_id))
             if result.outcome == "permanent":
-                await conn.execute("UPDATE notification_outbox SET failed_at = %s,"
-                                   " last_error = %s WHERE id = %s", (now, result.error, item.id))
-                await conn.execute(
-                    "UPDATE subscriptions SET state = 'bounced', ended_at = %s,"
-                    " ended_reason = %s WHERE id = %s AND state IN ('active', 'pending')",
-                    (now, result.error, item.subscription_id))
+                await conn.execute(notification_sql.FAILED, (now, result.error, item.id))
+                await conn.execute(subscription_sql.BOUNCE,
+                                   (now, result.error, item.subscription_id))
                 await drop_pending(conn, item.subscription_id, "subscription bounced")
                 self.bounced.add(item.subscription_id)
                 log.info("notification %s refused for good (%s): subscription %s ended",
@@ -273,9 +247,7 @@ class NotificationWorker:
             give_up = result.recipient and item.age > timedelta(hours=s.notify_give_up_hours)
             delay = timedelta(seconds=backoff(item.attempts, s.notify_retry_base_seconds,
                                               s.notify_retry_max_seconds))
-            await conn.execute(
-                "UPDATE notification_outbox SET last_error = %s, next_attempt_at = %s,"
-                " failed_at = CASE WHEN %s THEN %s::timestamptz END WHERE id = %s",
-                (result.error, now + delay, give_up, now, item.id))
+            await conn.execute(notification_sql.RETRY,
+                               (result.error, now + delay, give_up, now, item.id))
         log.info("notification %s failed (%s)%s", item.id, result.error,
                  "; giving up" if give_up else f"; retry in {delay}")

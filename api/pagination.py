@@ -10,6 +10,7 @@ import msgspec
 from psycopg.rows import dict_row
 
 from api.errors import ApiError
+from shiptrack.db.queries.paging import after_id
 
 
 def encode_cursor(key: list[Any]) -> str:
@@ -46,6 +47,6 @@ async def id_page(
     after the row the cursor names."""
     after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"{select} AND id > %s ORDER BY id LIMIT %s", (after, limit + 1))
+        await cur.execute(after_id(select), (after, limit + 1))
         rows: list[Row] = await cur.fetchall()
     return page(rows, limit, "id")

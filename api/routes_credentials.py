@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from api.auth import Reader, Writer
-from api.broker_admin import BrokerAdminError, run_commands
+from api.broker_admin import run_commands
 from api.credential_schemas import (
     CredentialList,
     CredentialRecord,
@@ -29,23 +29,12 @@ from api.errors import ApiError, error_responses
 from api.pagination import id_page
 from api.web import device_mqtt_url
 from shiptrack import broker_identity as bi
+from shiptrack.db.queries import credentials as credential_sql
 from shiptrack.mqtturl import parse_mqtt_url
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 Subject = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["truck-17"])]
 RESPONSES = error_responses(409, 422, 503)
-KIND_SQL = {k: f"kind = '{k}'" for k in bi.KINDS}  # three fixed words, no input in SQL
-
-REVOKE_SQL = """
-UPDATE broker_credentials SET revoked_at = now()
-WHERE kind = %s AND subject = %s AND revoked_at IS NULL
-"""
-ISSUE_SQL = """
-INSERT INTO broker_credentials (id, kind, subject, username)
-VALUES (%s, %s, %s, %s) RETURNING created_at
-"""
-
-
 def broker_url(request: Request) -> str:
     return device_mqtt_url(request.app.state.settings) or ""
 
@@ -59,15 +48,12 @@ async def _change(request: Request, kind: bi.Kind, subject: str,
         raise ApiError(409, "the broker does not manage device credentials here "
                        "(SHIPTRACK_MQTT_DYNSEC is off)", "identity_off")
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 13))",
-                           (f"{kind}/{subject}",))
-        try:
-            await run_commands(parse_mqtt_url(settings.mqtt_url), commands)
-        except BrokerAdminError as exc:
-            raise ApiError(503, f"broker: {exc}", headers={"Retry-After": "5"}) from exc
-        cur = await conn.execute(REVOKE_SQL, (kind, subject))
+        await conn.execute(credential_sql.LOCK_SUBJECT, (f"{kind}/{subject}",))
+        # BrokerAdminError: a 503 (api/errors.py)
+        await run_commands(parse_mqtt_url(settings.mqtt_url), commands)
+        cur = await conn.execute(credential_sql.REVOKE, (kind, subject))
         if issue_id is not None:
-            cur = await conn.execute(ISSUE_SQL, (issue_id, kind, subject,
+            cur = await conn.execute(credential_sql.ISSUE, (issue_id, kind, subject,
                                                  bi.username(kind, subject)))
         return cur
 
@@ -156,15 +142,8 @@ async def list_credentials(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> CredentialList:
-    where = ["true"]
-    if kind is not None:
-        where.append(KIND_SQL[kind])
-    if not revoked:
-        where.append("revoked_at IS NULL")
     rows, next_cursor = await id_page(
-        request.app.state.pool,
-        "SELECT id, kind, subject, username, created_at, revoked_at FROM broker_credentials"
-        f" WHERE {' AND '.join(where)}", cursor, limit)
+        request.app.state.pool, credential_sql.listing(kind, revoked), cursor, limit)
     return CredentialList(items=[CredentialRecord(**r) for r in rows], next_cursor=next_cursor)
 
 

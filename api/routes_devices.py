@@ -13,33 +13,16 @@ from api.auth import Reader
 from api.errors import ApiError, error_responses
 from api.pagination import decode_cursor, page
 from api.schemas import Device, DeviceList, DeviceTrack, Position, TrackPoint
+from shiptrack.db.queries import devices as device_sql
+from shiptrack.db.queries import meta as meta_sql
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
-DEVICE_SELECT = """
-SELECT device_id, first_seen_at, last_received_at, last_ts, lat, lon, speed, heading,
-       accuracy, alt, battery, sensors, attrs
-FROM devices
-"""
 DeviceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", examples=["truck-17"])]
 RFC3339 = re.compile(
     r"^((?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d{3})"
     r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]))[Tt ]"
     r"((?:[01]\d|2[0-3]):[0-5]\d):([0-5]\d|60)(\.\d+)?([Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)$")
-TRACK_WHERE = "device_id = %(d)s AND ts >= %(f)s AND ts <= %(t)s AND NOT outlier"
-TRACK_RAW = f"""
-SELECT ts, lat, lon, speed, heading FROM positions WHERE {TRACK_WHERE} ORDER BY ts LIMIT %(n)s
-"""
-# The last fix of each of at most max_points equal time buckets; time_bucket (TimescaleDB)
-# and date_bin (PostgreSQL) cut the same buckets from the same origin.
-TRACK_BUCKETED = """
-SELECT DISTINCT ON (bucket) ts, lat, lon, speed, heading FROM (
-    SELECT {bucket} AS bucket, ts, lat, lon, speed, heading FROM positions WHERE {where}
-) p ORDER BY bucket, ts DESC
-"""
-TRACK_SPAN = f"SELECT min(ts), max(ts) FROM positions WHERE {TRACK_WHERE}"
-BUCKET_SQL = {"timescale": "time_bucket(%(w)s, ts, origin => %(f)s)",
-              "plain": "date_bin(%(w)s, ts, %(f)s)"}
 FromParam = Annotated[str | None, Query(
     alias="from", max_length=40, pattern=RFC3339.pattern,
     description="RFC 3339 date-time; default: to - 24 h",
@@ -72,10 +55,7 @@ async def list_devices(
     after = str(decode_cursor(cursor, 1)[0]) if cursor else ""
     pool = request.app.state.pool
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            DEVICE_SELECT + " WHERE device_id > %s ORDER BY device_id LIMIT %s",
-            (after, limit + 1),
-        )
+        await cur.execute(device_sql.PAGE, (after, limit + 1))
         rows = await cur.fetchall()
     rows, next_cursor = page(rows, limit, "device_id")
     return DeviceList(items=[device_from_row(r) for r in rows], next_cursor=next_cursor)
@@ -86,7 +66,7 @@ async def list_devices(
 async def get_device(request: Request, _: Reader, device_id: DeviceId) -> Device:
     pool = request.app.state.pool
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(DEVICE_SELECT + " WHERE device_id = %s", (device_id,))
+        await cur.execute(device_sql.BY_ID, (device_id,))
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, f"no device {device_id!r}")
@@ -126,8 +106,7 @@ async def storage_mode(request: Request) -> str:
     mode: str | None = getattr(request.app.state, "storage_mode", None)
     if mode is None:
         async with request.app.state.pool.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT value FROM shiptrack_meta WHERE key = 'storage_mode'")).fetchone()
+            row = await (await conn.execute(meta_sql.STORAGE_MODE)).fetchone()
         mode = "timescale" if row and row[0] == "timescale" else "plain"
         request.app.state.storage_mode = mode
     return mode
@@ -150,20 +129,19 @@ async def device_track(
     pool = request.app.state.pool
     mode = await storage_mode(request)
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT 1 FROM devices WHERE device_id = %s", (device_id,))
+        await cur.execute(device_sql.EXISTS, (device_id,))
         if await cur.fetchone() is None:
             raise ApiError(404, f"no device {device_id!r}")
-        await cur.execute(TRACK_RAW, params)
+        await cur.execute(device_sql.TRACK_RAW, params)
         rows = await cur.fetchall()
         downsampled = len(rows) > max_points
         if downsampled:
-            await cur.execute(TRACK_SPAN, params)
+            await cur.execute(device_sql.TRACK_SPAN, params)
             first, last = (await cur.fetchone() or {}).values()
             span_us = (last - first) // timedelta(microseconds=1)
             params["w"] = timedelta(microseconds=span_us // max_points + 1)
             params["f"] = first
-            sql = TRACK_BUCKETED.format(bucket=BUCKET_SQL[mode], where=TRACK_WHERE)
-            await cur.execute(sql, params)
+            await cur.execute(device_sql.track_bucketed(mode), params)
             rows = await cur.fetchall()
     return DeviceTrack.model_validate({
         "device_id": device_id, "from": start, "to": end, "max_points": max_points,

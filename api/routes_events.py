@@ -18,10 +18,10 @@ from api.auth import Admin
 from api.errors import ApiError
 from api.pagination import decode_cursor, encode_cursor
 from api.tracking_schemas import EventList, EventOut
+from shiptrack.db.queries import events as event_sql
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
-COLUMNS = "seq, id, type, ts, device_id, shipment_id, geofence_id, data, created_at"
 MAX_TYPES = 20
 
 
@@ -31,20 +31,12 @@ def type_filter(value: str) -> tuple[str, list[Any]]:
         if not part:
             continue
         if part.endswith(".*"):
-            prefixes.append(part[:-1].replace("%", r"\%").replace("_", r"\_") + "%")
+            prefixes.append(event_sql.type_prefix(part[:-1]))
         else:
             exact.append(part)
     if len(exact) + len(prefixes) > MAX_TYPES:
         raise ApiError(422, f"type: at most {MAX_TYPES} types")
-    clauses: list[str] = []
-    params: list[Any] = []
-    if exact:
-        clauses.append("type = ANY(%s)")
-        params.append(exact)
-    if prefixes:
-        clauses.append("type LIKE ANY(%s)")
-        params.append(prefixes)
-    return "(" + " OR ".join(clauses or ["true"]) + ")", params
+    return event_sql.types_clause(exact, prefixes)
 
 
 @router.get("/events", response_model=EventList, summary="Events, filtered")
@@ -62,32 +54,19 @@ async def list_events(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> EventList:
     direction = order or ("asc" if since is not None else "desc")
-    where: list[str] = []
-    params: list[Any] = []
+    seq = None
     if cursor:
         seq = decode_cursor(cursor, 1)[0]
         if not isinstance(seq, int):
             raise ApiError(400, "cursor is not one this API returned", "bad_cursor")
-        where.append("seq > %s" if direction == "asc" else "seq < %s")
-        params.append(seq)
-    for clause, value in (("ts >= %s", since), ("ts < %s", until),
-                          ("device_id = %s", device_id), ("shipment_id = %s", shipment_id),
-                          ("geofence_id = %s", geofence_id)):
-        if value is not None:
-            where.append(clause)
-            params.append(value)
-    if type:
-        clause, values = type_filter(type)
-        where.append(clause)
-        params.extend(values)
-    sql = f"SELECT {COLUMNS} FROM events"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY seq {direction.upper()} LIMIT %s"
-    params.append(limit + 1)
+    query, params = event_sql.listing(
+        ascending=direction == "asc", after_seq=seq,
+        filters={"since": since, "until": until, "device_id": device_id,
+                 "shipment_id": shipment_id, "geofence_id": geofence_id},
+        types=type_filter(type) if type else None, limit=limit + 1)
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
+        await cur.execute(query, params)
         rows = await cur.fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     return EventList(items=[EventOut(**r) for r in rows],

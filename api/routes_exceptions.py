@@ -31,45 +31,20 @@ from api.exception_schemas import (
 from api.pagination import decode_cursor, encode_cursor
 from api.tracking_io import publish_events, store_events
 from shiptrack import exceptions as exc
+from shiptrack.db.queries import events as event_sql
+from shiptrack.db.queries import tokens as token_sql
 from shiptrack.events import make_event
 
 router = APIRouter(prefix="/api/v1", tags=["exceptions"])
 EventId = Annotated[str, Path(pattern=r"^evt_[0-9A-Z]{26}$",
                               examples=["evt_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 
-# A detector's exception also has the detector's own event (same shipment and time, the
-# type its kind names): its data (sensor, value, distance, ...) is the detail shown.
-DETECTION_SQL = """
-SELECT d.type, d.data FROM events d
-WHERE e.type = 'shipment.exception' AND e.data ->> 'source' = 'device'
-  AND d.shipment_id = e.shipment_id AND d.ts = e.ts
-  AND d.type = split_part(e.data ->> 'kind', ':', 1)
-LIMIT 1
-"""
-SELECT = f"""
-SELECT e.seq, e.id, e.type, e.ts, e.device_id, e.shipment_id, e.data, s.reference,
-       res.id AS resolved_id, res.type AS resolved_type, res.ts AS resolved_ts,
-       a.acknowledged_at, a.acknowledged_by, a.note,
-       det.type AS detection_type, det.data AS detection_data
-FROM events e
-LEFT JOIN LATERAL ({exc.resolution_sql()}) res ON true
-LEFT JOIN LATERAL ({DETECTION_SQL}) det ON true
-LEFT JOIN exception_acks a ON a.event_id = e.id
-LEFT JOIN shipments s ON s.id = e.shipment_id
-WHERE {exc.start_sql()}
-"""
-STATE_SQL = {
-    "open": "(res.id IS NULL AND a.event_id IS NULL)",
-    "acknowledged": "(res.id IS NULL AND a.event_id IS NOT NULL)",
-    "resolved": "(res.id IS NOT NULL)",
-}
-
 
 def parse_states(value: str | None) -> list[str]:
     states = [s.strip() for s in (value or "").split(",") if s.strip()]
-    bad = [s for s in states if s not in STATE_SQL]
+    bad = [s for s in states if s not in exc.STATES]
     if bad:
-        raise ApiError(422, f"state: {bad[0]!r} is not one of open, acknowledged, resolved")
+        raise ApiError(422, f"state: {bad[0]!r} is not one of {', '.join(exc.STATES)}")
     return states
 
 
@@ -102,24 +77,17 @@ async def list_exceptions(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> ExceptionList:
     states = parse_states(state)
-    sql = SELECT
-    params: dict[str, Any] = {"limit": limit + 1}
-    if states:
-        sql += " AND (" + " OR ".join(STATE_SQL[s] for s in states) + ")"
+    seq = None
     if cursor:
         seq = decode_cursor(cursor, 1)[0]
         if not isinstance(seq, int):
             raise ApiError(400, "cursor is not one this API returned", "bad_cursor")
-        sql += " AND e.seq < %(seq)s"
-        params["seq"] = seq
-    for column, value in (("device_id", device_id), ("shipment_id", shipment_id)):
-        if value is not None:
-            sql += f" AND e.{column} = %({column})s"
-            params[column] = value
-    sql += " ORDER BY e.seq DESC LIMIT %(limit)s"
+    query, params = event_sql.exception_listing(
+        states=states, before_seq=seq,
+        equal={"device_id": device_id, "shipment_id": shipment_id}, limit=limit + 1)
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)
+        await cur.execute(query, params)
         rows = await cur.fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     return ExceptionList(items=[item_from_row(r) for r in rows],
@@ -129,13 +97,13 @@ async def list_exceptions(
 async def principal_name(cur: AsyncCursor[Any], who: Principal) -> str:
     if who.token_id is None:
         return "admin"
-    await cur.execute("SELECT name FROM api_tokens WHERE id = %s", (who.token_id,))
+    await cur.execute(token_sql.NAME, (who.token_id,))
     row = await cur.fetchone()
     return str(row["name"]) if row else who.token_id
 
 
 async def fetch_item(cur: AsyncCursor[Any], event_id: str) -> dict[str, Any] | None:
-    await cur.execute(SELECT + " AND e.id = %(id)s", {"id": event_id})
+    await cur.execute(event_sql.EXCEPTION_BY_ID, {"id": event_id})
     row: dict[str, Any] | None = await cur.fetchone()
     return row
 
@@ -153,10 +121,7 @@ async def acknowledge(request: Request, who: Writer, event_id: EventId,
         if row is None:
             raise ApiError(404, "no exception with this id")
         by = body.by.strip() if body.by and body.by.strip() else await principal_name(cur, who)
-        await cur.execute(
-            "INSERT INTO exception_acks (event_id, acknowledged_by, token_id, note)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            (event_id, by, who.token_id, note))
+        await cur.execute(event_sql.ACKNOWLEDGE, (event_id, by, who.token_id, note))
         if await cur.fetchone() is None:
             raise ApiError(409, f"already acknowledged by {row['acknowledged_by']} at "
                            f"{row['acknowledged_at'].isoformat()}", "already_acknowledged")

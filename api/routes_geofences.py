@@ -16,13 +16,12 @@ from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries import geofences as geofence_sql
 from shiptrack.events import new_id
-from shiptrack.geofences import FenceSpec, GeofenceError, corridor_wkb, parse_feature
+from shiptrack.geofences import FenceSpec, corridor_wkb, parse_feature
 
 router = APIRouter(prefix="/api/v1", tags=["geofences"])
 
-COLUMNS = "id, geometry, properties, kind, created_at, updated_at"
 GeofenceId = Annotated[str, Path(max_length=64, examples=["gf_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
 FeatureBody = Annotated[dict[str, Any], Body(
     description="a GeoJSON Feature: Polygon or MultiPolygon; Point with properties.radius_m "
@@ -30,19 +29,10 @@ FeatureBody = Annotated[dict[str, Any], Body(
     "optional properties.dwell_s (dwell time) and properties.delivery_zone (true: entering "
     "it puts shipments whose destination it contains out for delivery).",
     examples=[FEATURE_EXAMPLE])]
-IN_USE_SQL = """
-SELECT count(*) FROM shipments WHERE status NOT IN (""" + FINAL_SQL + """)
-  AND (origin ->> 'geofence_id' = %(id)s OR destination ->> 'geofence_id' = %(id)s)
-"""
-
-
 async def validated(body: dict[str, Any]) -> FenceSpec:
-    try:
-        # a corridor takes a moment (bounded by its cost budget): built here, once, and
-        # stored (shape_wkb) so that ingest never buffers it
-        return await run_in_threadpool(parse_feature, body)
-    except GeofenceError as exc:
-        raise ApiError(422, str(exc), "invalid_geometry") from exc
+    # a corridor takes a moment (bounded by its cost budget): built here, once, and
+    # stored (shape_wkb) so that ingest never buffers it; GeofenceError: a 422
+    return await run_in_threadpool(parse_feature, body)
 
 
 def as_geofence(row: dict[str, Any]) -> Geofence:
@@ -57,8 +47,7 @@ async def create_geofence(request: Request, _: Admin, body: FeatureBody) -> Geof
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"INSERT INTO geofences (id, name, kind, geometry, properties, shape_wkb)"
-            f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+            geofence_sql.INSERT,
             (new_id("gf"), spec.name, spec.kind, Jsonb(spec.geometry),
              Jsonb(spec.properties), corridor_wkb(spec.shape)))
         row = await cur.fetchone()
@@ -73,7 +62,7 @@ async def list_geofences(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> GeofenceList:
     rows, next_cursor = await id_page(
-        request.app.state.pool, f"SELECT {COLUMNS} FROM geofences WHERE true", cursor, limit)
+        request.app.state.pool, geofence_sql.SELECT_ALL, cursor, limit)
     return GeofenceList(items=[as_geofence(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -82,7 +71,7 @@ async def list_geofences(
 async def get_geofence(request: Request, _: Admin, geofence_id: GeofenceId) -> Geofence:
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {COLUMNS} FROM geofences WHERE id = %s", (geofence_id,))
+        await cur.execute(geofence_sql.BY_ID, (geofence_id,))
         row = await cur.fetchone()
     if row is None:
         raise ApiError(404, f"no geofence {geofence_id!r}")
@@ -98,8 +87,7 @@ async def replace_geofence(request: Request, _: Admin, geofence_id: GeofenceId,
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"UPDATE geofences SET name = %s, kind = %s, geometry = %s, properties = %s,"
-            f" shape_wkb = %s, updated_at = now() WHERE id = %s RETURNING {COLUMNS}",
+            geofence_sql.REPLACE,
             (spec.name, spec.kind, Jsonb(spec.geometry), Jsonb(spec.properties),
              corridor_wkb(spec.shape), geofence_id))
         row = await cur.fetchone()
@@ -114,12 +102,12 @@ async def replace_geofence(request: Request, _: Admin, geofence_id: GeofenceId,
 async def delete_geofence(request: Request, _: Admin, geofence_id: GeofenceId) -> Response:
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor() as cur:
-        await cur.execute(IN_USE_SQL, {"id": geofence_id})
+        await cur.execute(geofence_sql.IN_USE, {"id": geofence_id})
         used = (await cur.fetchone() or (0,))[0]
         if used:
             raise ApiError(409, f"geofence {geofence_id!r} is the origin or destination of "
                            f"{used} active shipment(s)", "in_use")
-        await cur.execute("DELETE FROM geofences WHERE id = %s", (geofence_id,))
+        await cur.execute(geofence_sql.DELETE, (geofence_id,))
         if cur.rowcount == 0:
             raise ApiError(404, f"no geofence {geofence_id!r}")
     return Response(status_code=204)

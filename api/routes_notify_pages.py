@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse
 from psycopg.rows import dict_row
 
 from api.subscriptions_io import drop_pending
+from shiptrack.db.queries import notifications as notification_sql
+from shiptrack.db.queries import subscriptions as subscription_sql
 from shiptrack.notify.render import render_page
 from shiptrack.notify.subscription import LANGUAGES
 
@@ -26,17 +28,6 @@ def _page(request: Request, name: str, language: str, status: int = 200,
     override = request.app.state.settings.notify_templates_dir
     return HTMLResponse(render_page(name, language, values, override), status_code=status,
                         headers={"cache-control": "no-store"})
-
-
-CONFIRM_ROW = """
-SELECT s.id, s.address, s.language, s.state, sh.reference FROM subscriptions s
-JOIN shipments sh ON sh.id = s.shipment_id WHERE s.confirm_hash = %s
-"""
-UNSUBSCRIBE_ROW = """
-SELECT s.id, s.address, s.language, s.state, sh.reference FROM subscriptions s
-JOIN shipments sh ON sh.id = s.shipment_id
-WHERE sha256(s.unsubscribe_token::bytea) = sha256(%s::bytea)
-"""
 
 
 async def _find(request: Request, sql: str, key: Any) -> dict[str, Any] | None:
@@ -54,7 +45,8 @@ def _lang(request: Request) -> str:
 
 @router.get("/n/confirm/{token}", include_in_schema=False)
 async def confirm_page(request: Request, token: LinkToken) -> HTMLResponse:
-    row = await _find(request, CONFIRM_ROW, hashlib.sha256(token.encode()).digest())
+    row = await _find(request, subscription_sql.BY_CONFIRM_HASH,
+                      hashlib.sha256(token.encode()).digest())
     if row is None or row["state"] not in ("pending", "active"):
         return _page(request, "gone", _lang(request), 404)
     return _page(request, "confirm", row["language"], reference=row["reference"],
@@ -65,20 +57,14 @@ async def confirm_page(request: Request, token: LinkToken) -> HTMLResponse:
 async def confirm(request: Request, token: LinkToken) -> HTMLResponse:
     digest = hashlib.sha256(token.encode()).digest()
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE subscriptions SET state = 'active', confirmed_at = now(),"
-            " start_seq = (SELECT coalesce(max(seq), 0) FROM events)"
-            " WHERE confirm_hash = %s AND state = 'pending'", (digest,))
-        await conn.execute(
-            "UPDATE notification_outbox o SET context = o.context - 'confirm_token'"
-            " FROM subscriptions s WHERE s.id = o.subscription_id AND s.confirm_hash = %s"
-            " AND o.kind = 'confirm' AND o.sent_at IS NOT NULL", (digest,))
+        await conn.execute(subscription_sql.CONFIRM, (digest,))
+        await conn.execute(notification_sql.FORGET_CONFIRM_TOKEN, (digest,))
     return await confirm_page(request, token)
 
 
 @router.get("/n/unsubscribe/{token}", include_in_schema=False)
 async def unsubscribe_page(request: Request, token: LinkToken) -> HTMLResponse:
-    row = await _find(request, UNSUBSCRIBE_ROW, token)
+    row = await _find(request, subscription_sql.BY_UNSUBSCRIBE_TOKEN, token)
     if row is None:
         return _page(request, "gone", _lang(request), 404)
     return _page(request, "unsubscribe", row["language"], reference=row["reference"],
@@ -88,14 +74,11 @@ async def unsubscribe_page(request: Request, token: LinkToken) -> HTMLResponse:
 @router.post("/n/unsubscribe/{token}", include_in_schema=False)
 async def unsubscribe(request: Request, token: LinkToken) -> HTMLResponse:
     """RFC 8058 one-click (``List-Unsubscribe=One-Click``), or the page's button."""
-    row = await _find(request, UNSUBSCRIBE_ROW, token)
+    row = await _find(request, subscription_sql.BY_UNSUBSCRIBE_TOKEN, token)
     if row is None:
         return _page(request, "gone", _lang(request), 404)
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE subscriptions SET state = 'ended', ended_at = now(),"
-            " ended_reason = 'unsubscribed' WHERE id = %s AND state IN ('pending', 'active')",
-            (row["id"],))
+        await conn.execute(subscription_sql.UNSUBSCRIBE, (row["id"],))
         await drop_pending(conn, row["id"], "unsubscribed")
     return _page(request, "unsubscribe", row["language"], reference=row["reference"],
                  address=row["address"], done=True)

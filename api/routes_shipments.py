@@ -35,6 +35,7 @@ from api.tracking_schemas import (
     Status,
 )
 from shiptrack.db import tracking_sql as q
+from shiptrack.db.queries import shipments as shipment_sql
 from shiptrack.events import (
     SHIPMENT_EXCEPTION,
     SHIPMENT_EXCEPTION_CLEARED,
@@ -49,7 +50,6 @@ from shiptrack.shipments import (
     RANK,
     TRANSITIONS,
     Place,
-    ShipmentError,
     can_move,
     limits_json,
     parse_limits,
@@ -60,32 +60,6 @@ from shiptrack.tracking_tokens import known_token, token_for
 router = APIRouter(prefix="/api/v1", tags=["shipments"])
 
 ShipmentId = Annotated[str, Path(max_length=64, examples=["shp_01JDX4M2QZ8T5R3W9K6N1B7C0A"])]
-
-SHIPMENT_SELECT = f"""
-SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token_hash, s.origin, s.destination,
-       s.promised_by, s.route, s.route_corridor_m, s.sensor_limits, s.eta, s.eta_low,
-       s.eta_high, s.remaining_m, s.at_risk, s.delivered_at, s.created_at, s.updated_at,
-       s.late_probability, s.eta_first,
-       s.carrier, s.carrier_tracking_number, s.carrier_eta,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
-                'source', m.source, 'data', m.data)
-                ORDER BY {q.MILESTONE_ORDER}), '[]'::jsonb)
-          FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('kind', x.kind, 'reason', x.reason,
-                'since', x.since, 'data', x.data, 'code', x.code) ORDER BY x.since, x.kind),
-                '[]'::jsonb)
-          FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exceptions,
-       coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat,
-       coalesce(fin.lon, d.lon) AS pos_lon, coalesce(fin.speed, d.speed) AS pos_speed,
-       coalesce(fin.heading, d.heading) AS pos_heading
-FROM shipments s
-LEFT JOIN devices d ON d.device_id = s.device_id AND s.status NOT IN (""" + q.FINAL_SQL + """)
-LEFT JOIN LATERAL (
-    SELECT p.ts, p.lat, p.lon, p.speed, p.heading FROM positions p
-    WHERE p.device_id = s.device_id AND p.ts <= s.delivered_at AND NOT p.outlier
-    ORDER BY p.ts DESC LIMIT 1
-) fin ON s.status = 'delivered'
-"""
 
 
 def tracking_url(request: Request, token: str) -> str:
@@ -111,28 +85,22 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
 
 
 async def fetch_shipment(cur: AsyncCursor[Any], shipment_id: str) -> dict[str, Any] | None:
-    await cur.execute(SHIPMENT_SELECT + " WHERE s.id = %s", (shipment_id,))
+    await cur.execute(shipment_sql.BY_ID, (shipment_id,))
     row: dict[str, Any] | None = await cur.fetchone()
     return row
 
 
 async def checked_place(cur: AsyncCursor[Any], obj: Any, what: str, radius: float) -> Place:
-    try:
-        place = parse_place(obj, what, radius)
-    except ShipmentError as exc:
-        raise ApiError(422, str(exc)) from exc
+    place = parse_place(obj, what, radius)  # ShipmentError: a 422 (api/errors.py)
     if place.geofence_id is not None:
-        await cur.execute("SELECT 1 FROM geofences WHERE id = %s", (place.geofence_id,))
+        await cur.execute(shipment_sql.GEOFENCE_EXISTS, (place.geofence_id,))
         if await cur.fetchone() is None:
             raise ApiError(422, f"{what}.geofence_id: no geofence {place.geofence_id!r}")
     return place
 
 
 def checked_route(route: dict[str, Any] | None) -> dict[str, Any] | None:
-    try:
-        return None if route is None else parse_route(route)
-    except GeofenceError as exc:
-        raise ApiError(422, str(exc), "invalid_geometry") from exc
+    return None if route is None else parse_route(route)  # GeofenceError: a 422
 
 
 async def built_corridor(route: dict[str, Any] | None, width: float) -> bytes | None:
@@ -144,15 +112,14 @@ async def built_corridor(route: dict[str, Any] | None, width: float) -> bytes | 
         shape = await run_in_threadpool(corridor_shape, route["coordinates"], width,
                                         "route_corridor_m")
     except GeofenceError as exc:
-        raise ApiError(422, f"route: {exc}", "invalid_geometry") from exc
+        raise GeofenceError(f"route: {exc}") from exc
     return corridor_wkb(shape)
 
 
 async def patched_corridor(cur: AsyncCursor[Any], shipment_id: str, body: ShipmentPatch,
                            given: set[str], default_m: float) -> bytes | None:
     """The corridor of the route and width a PATCH leaves the shipment with."""
-    await cur.execute("SELECT route, route_corridor_m FROM shipments WHERE id = %s",
-                      (shipment_id,))
+    await cur.execute(shipment_sql.ROUTE_OF, (shipment_id,))
     row = await cur.fetchone() or {}
     route = checked_route(body.route) if "route" in given else row.get("route")
     width = body.route_corridor_m if "route_corridor_m" in given else row.get(
@@ -161,10 +128,8 @@ async def patched_corridor(cur: AsyncCursor[Any], shipment_id: str, body: Shipme
 
 
 def checked_limits(request: Request, limits: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
-    except ShipmentError as exc:
-        raise ApiError(422, str(exc)) from exc
+    # ShipmentError: a 422 (api/errors.py)
+    return limits_json(parse_limits(limits, request.app.state.settings.sensor_excursion_s))
 
 
 def created_at(body: ShipmentCreate) -> datetime:
@@ -201,11 +166,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         destination = await checked_place(cur, body.destination, "destination",
                                           settings.shipment_radius_m)
         await cur.execute(
-            "INSERT INTO shipments (id, reference, device_id, tracking_token, origin,"
-            " destination, promised_by, route, route_corridor_m, sensor_limits, carrier,"
-            " carrier_tracking_number, route_corridor_wkb, created_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (reference) DO NOTHING RETURNING id, reference, device_id, status",
+            shipment_sql.INSERT,
             (sid, body.reference, body.device_id, token,
              None if origin is None else Jsonb(origin.as_json()),
              Jsonb(destination.as_json()), body.promised_by,
@@ -215,9 +176,7 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
         if ship is None:
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
                            "duplicate_reference")
-        await cur.execute(
-            "INSERT INTO shipment_milestones (shipment_id, kind, ts, source)"
-            " VALUES (%s, 'created', %s, %s)", (sid, now, API))
+        await cur.execute(shipment_sql.INSERT_CREATED, (sid, now, API))
         event = make_event("shipment.milestone", now, device_id=body.device_id,
                            shipment_id=sid, data={"kind": "created", "source": API,
                                                   "reference": body.reference,
@@ -247,28 +206,14 @@ async def list_shipments(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> ShipmentList:
-    where: list[str] = ["true"]
-    params: list[Any] = []
-    if cursor:
-        where.append("s.id < %s")
-        params.append(str(decode_cursor(cursor, 1)[0]))
-    for column, value in (("s.status", status), ("s.at_risk", at_risk),
-                          ("s.device_id", device_id), ("s.carrier", carrier)):
-        if value is not None:
-            where.append(f"{column} = %s")
-            params.append(value)
-    if exception is not None:
-        where.append(("" if exception else "NOT ") + "EXISTS (SELECT 1 FROM shipment_exceptions"
-                     " x WHERE x.shipment_id = s.id)")
-    if exception_code is not None:
-        where.append("EXISTS (SELECT 1 FROM shipment_exceptions x WHERE x.shipment_id = s.id"
-                     " AND x.code = %s)")
-        params.append(exception_code)
-    params.append(limit + 1)
+    query, params = shipment_sql.listing(
+        before_id=str(decode_cursor(cursor, 1)[0]) if cursor else None,
+        equal={"s.status": status, "s.at_risk": at_risk, "s.device_id": device_id,
+               "s.carrier": carrier},
+        exception=exception, exception_code=exception_code, limit=limit + 1)
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SHIPMENT_SELECT + " WHERE " + " AND ".join(where)
-                          + " ORDER BY s.id DESC LIMIT %s", params)
+        await cur.execute(query, params)
         rows = await cur.fetchall()
     more, rows = len(rows) > limit, rows[:limit]
     return ShipmentList(items=[shipment_from_row(request, r) for r in rows],
@@ -314,8 +259,7 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
     now = datetime.now(UTC)
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT id, reference, device_id, status, origin IS NULL AS no_origin"
-                          " FROM shipments WHERE id = %s FOR UPDATE", (shipment_id,))
+        await cur.execute(shipment_sql.LOCK, (shipment_id,))
         ship = await cur.fetchone()
         if ship is None:
             raise ApiError(404, f"no shipment {shipment_id!r}")
@@ -330,9 +274,7 @@ async def patch_shipment(request: Request, _: Admin, shipment_id: ShipmentId,
         if body.status is not None and body.status != ship["status"]:
             events += await set_status(cur, ship, body.status, now)
         if changes:
-            sets = ", ".join(f"{k} = %s" for k in changes)
-            await cur.execute(f"UPDATE shipments SET {sets}, updated_at = now() WHERE id = %s",
-                              [*changes.values(), shipment_id])
+            await cur.execute(shipment_sql.update(changes), [*changes.values(), shipment_id])
         if body.exception is not None:
             events += await set_exception(cur, ship, body.exception, body.exception_reason,
                                           now, body.exception_code or "other")
@@ -366,8 +308,7 @@ async def set_exception(cur: AsyncCursor[Any], ship: dict[str, Any], raise_it: b
         return [make_event(SHIPMENT_EXCEPTION, now, data={"kind": "manual", "code": code,
                                                           "reason": reason, "source": API},
                            **common)]
-    await cur.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
-                      " RETURNING kind, reason, code", (ship["id"],))
+    await cur.execute(shipment_sql.CLEAR_EXCEPTIONS, (ship["id"],))
     cleared = await cur.fetchall()
     if not cleared:
         return []

@@ -31,13 +31,13 @@ from api.notify_schemas import (
 from api.pagination import decode_cursor, page
 from api.routes_track import TrackingToken, at_least, find_shipment, keep_after_delivery
 from api.subscriptions_io import (
-    COLUMNS,
     as_model,
     checked,
     drop_pending,
     insert,
     refuse_private,
 )
+from shiptrack.db.queries import subscriptions as subscription_sql
 
 router = APIRouter(tags=["notifications"])
 ShipmentId = Annotated[str, Path(max_length=64)]
@@ -69,7 +69,7 @@ class RateLimit:
 
 
 async def _shipment(cur: Any, shipment_id: str) -> dict[str, Any]:
-    await cur.execute("SELECT id, reference FROM shipments WHERE id = %s", (shipment_id,))
+    await cur.execute(subscription_sql.SHIPMENT_REFERENCE, (shipment_id,))
     ship = await cur.fetchone()
     if ship is None:
         raise ApiError(404, f"no shipment {shipment_id!r}")
@@ -104,8 +104,7 @@ async def list_subscriptions(
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
         await _shipment(cur, shipment_id)
-        await cur.execute(f"SELECT {COLUMNS} FROM subscriptions WHERE shipment_id = %s"
-                          f" AND id > %s ORDER BY id LIMIT %s", (shipment_id, after, limit + 1))
+        await cur.execute(subscription_sql.PAGE, (shipment_id, after, limit + 1))
         rows, next_cursor = page(await cur.fetchall(), limit, "id")
     return SubscriptionList(items=[as_model(r) for r in rows], next_cursor=next_cursor)
 
@@ -116,10 +115,7 @@ async def list_subscriptions(
 async def delete_subscription(request: Request, _: Writer, shipment_id: ShipmentId,
                               sub_id: SubId) -> Response:
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "UPDATE subscriptions SET state = 'ended', ended_at = now(), ended_reason ="
-            " 'deleted' WHERE id = %s AND shipment_id = %s AND state IN ('pending', 'active')",
-            (sub_id, shipment_id))
+        cur = await conn.execute(subscription_sql.DELETE, (sub_id, shipment_id))
         if cur.rowcount == 0:
             raise ApiError(404, f"no live subscription {sub_id!r} of shipment {shipment_id!r}")
         await drop_pending(conn, sub_id, "subscription deleted")

@@ -14,10 +14,10 @@ from api.auth import AdminOnly, digest, expand_scopes, new_token
 from api.errors import ApiError, error_responses
 from api.pagination import id_page
 from api.schemas import Token, TokenCreate, TokenCreated, TokenList
+from shiptrack.db.queries import tokens as token_sql
 
 router = APIRouter(prefix="/api/v1", tags=["tokens"])
 TokenId = Annotated[str, Path(pattern=r"^tok_[0-9a-f]{16}$", examples=["tok_5f2b9c0e7a1d4e3f"])]
-COLUMNS = "id, name, scopes, created_at, expires_at, last_used_at"
 
 
 @router.post("/tokens", status_code=201, response_model=TokenCreated,
@@ -27,8 +27,7 @@ async def create_token(request: Request, _: AdminOnly, body: TokenCreate) -> Tok
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"INSERT INTO api_tokens (id, name, token_hash, scopes, expires_at)"
-            f" VALUES (%s, %s, %s, %s, %s) RETURNING {COLUMNS}",
+            token_sql.INSERT,
             (token_id, body.name, digest(token), expand_scopes(list(body.scopes)),
              body.expires_at),
         )
@@ -44,8 +43,7 @@ async def list_tokens(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> TokenList:
     rows, next_cursor = await id_page(
-        request.app.state.pool, f"SELECT {COLUMNS} FROM api_tokens WHERE revoked_at IS NULL",
-        cursor, limit)
+        request.app.state.pool, token_sql.SELECT_LIVE, cursor, limit)
     return TokenList(items=[Token(**r) for r in rows], next_cursor=next_cursor)
 
 
@@ -53,9 +51,7 @@ async def list_tokens(
                summary="Revoke an API token", responses=error_responses(404))
 async def revoke_token(request: Request, _: AdminOnly, token_id: TokenId) -> Response:
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE api_tokens SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
-            (token_id,))
+        cur = await conn.execute(token_sql.REVOKE, (token_id,))
     if cur.rowcount == 0:
         raise ApiError(404, f"no token {token_id!r}")
     return Response(status_code=204)

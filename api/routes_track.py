@@ -24,8 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ApiError, error_responses
 from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
-from shiptrack.db import tracking_sql as q
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries import shipments as shipment_sql
 from shiptrack.shipments import IN_TRANSIT
 
 router = APIRouter(prefix="/api/v1", tags=["public tracking"])
@@ -36,32 +35,6 @@ UNDER_WAY = IN_TRANSIT
 TrackingToken = Annotated[str, Path(max_length=300, description="the shipment's tracking token",
                                     examples=["kT3v8pQm2xYb7Wn4Zr6Hs1Lc"])]
 
-SHIPMENT_SQL = f"""
-SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.promised_by,
-       s.eta, s.eta_low, s.eta_high, s.remaining_m, s.at_risk, s.delivered_at,
-       s.late_probability, s.eta_first,
-       s.carrier, s.carrier_tracking_number, s.carrier_eta,
-       (SELECT x.code FROM shipment_exceptions x WHERE x.shipment_id = s.id
-         ORDER BY x.since DESC, x.kind DESC LIMIT 1) AS exception_code,
-       og.geometry AS origin_geometry, dg.geometry AS destination_geometry,
-       (SELECT coalesce(jsonb_agg(jsonb_build_object('ts', m.ts, 'kind', m.kind,
-                                                     'source', m.source)
-                                  ORDER BY {q.MILESTONE_ORDER}), '[]'::jsonb)
-          FROM shipment_milestones m WHERE m.shipment_id = s.id) AS milestones,
-       (SELECT min(m.ts) FROM shipment_milestones m
-         WHERE m.shipment_id = s.id AND m.kind = 'picked_up') AS picked_up_at,
-       (SELECT string_agg(x.reason, '; ' ORDER BY x.since)
-          FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exception_reason,
-       d.last_ts, d.lat, d.lon, d.speed, d.heading
-FROM shipments s
-LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
-LEFT JOIN geofences dg ON dg.id = s.destination ->> 'geofence_id'
-LEFT JOIN devices d ON d.device_id = s.device_id
-WHERE s.tracking_token_hash = sha256(%(token)s::bytea)
-  AND (s.status NOT IN (""" + FINAL_SQL + """)
-       OR coalesce(s.delivered_at, s.updated_at) > now() - %(keep)s)
-"""
-
 
 async def find_shipment(pool: AsyncConnectionPool[Any], token: str,
                         keep: timedelta) -> dict[str, Any] | None:
@@ -69,7 +42,7 @@ async def find_shipment(pool: AsyncConnectionPool[Any], token: str,
     if not TOKEN_RE.match(token):
         token = "-"  # the same query all the same: no timing difference
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SHIPMENT_SQL, {"token": token, "keep": keep})
+        await cur.execute(shipment_sql.TRACKED, {"token": token, "keep": keep})
         row: dict[str, Any] | None = await cur.fetchone()
     return row
 

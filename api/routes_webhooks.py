@@ -17,10 +17,10 @@ from api.pagination import id_page
 from api.schemas import Webhook, WebhookCreate, WebhookCreated, WebhookList
 from api.webhook_targets import refusal
 from api.webhooks import new_secret
+from shiptrack.db.queries import webhooks as webhook_sql
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 WebhookId = Annotated[str, Path(pattern=r"^wh_[0-9a-f]{16}$", examples=["wh_9a8b7c6d5e4f3a2b"])]
-COLUMNS = "id, url, event_types, description, created_at"
 MAX_URL = 2000
 
 
@@ -39,12 +39,10 @@ async def create_webhook(request: Request, _: WebhooksScope,
     hook_id, secret = f"wh_{secrets.token_hex(8)}", new_secret()
     async with request.app.state.pool.connection() as conn, \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT to_regclass('events') IS NOT NULL AS present")
-        present = (await cur.fetchone() or {}).get("present")
-        start = "(SELECT coalesce(max(seq), 0) FROM events)" if present else "0"
+        await cur.execute(webhook_sql.EVENTS_PRESENT)
+        present = bool((await cur.fetchone() or {}).get("present"))
         await cur.execute(
-            f"INSERT INTO webhooks (id, url, event_types, description, secret, start_seq)"
-            f" VALUES (%s, %s, %s, %s, %s, {start}) RETURNING {COLUMNS}",
+            webhook_sql.insert(present),
             (hook_id, url, sorted(set(body.event_types)), body.description, secret))
         row: dict[str, Any] | None = await cur.fetchone()
     assert row is not None
@@ -58,8 +56,7 @@ async def list_webhooks(
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> WebhookList:
     rows, next_cursor = await id_page(
-        request.app.state.pool, f"SELECT {COLUMNS} FROM webhooks WHERE deleted_at IS NULL",
-        cursor, limit)
+        request.app.state.pool, webhook_sql.SELECT_LIVE, cursor, limit)
     return WebhookList(items=[Webhook(**r) for r in rows], next_cursor=next_cursor)
 
 
@@ -68,9 +65,7 @@ async def list_webhooks(
                responses=error_responses(404))
 async def delete_webhook(request: Request, _: WebhooksScope, webhook_id: WebhookId) -> Response:
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE webhooks SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL",
-            (webhook_id,))
+        cur = await conn.execute(webhook_sql.DELETE, (webhook_id,))
     if cur.rowcount == 0:
         raise ApiError(404, f"no webhook {webhook_id!r}")
     return Response(status_code=204)

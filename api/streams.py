@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from api.errors import error_body
 from api.hub import SENT, Hub, Subscriber
+from shiptrack.errors import InputError
 
 log = logging.getLogger("shiptrack.api")
 _encoder = msgspec.json.Encoder()
@@ -36,7 +37,7 @@ MESSAGES_PER_SECOND = 20  # client messages beyond this get a rate_limited error
 PONG = '{"type":"pong"}'
 
 
-class ClientMessageError(ValueError):
+class ClientMessageError(InputError):
     """A client message we cannot act on; its text goes back as an error message."""
 
     def __init__(self, message: str, code: str = "bad_message") -> None:

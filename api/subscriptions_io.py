@@ -14,6 +14,8 @@ from api.errors import ApiError
 from api.notify_schemas import Subscription
 from api.webhook_targets import refusal
 from api.webhooks import new_secret
+from shiptrack.db.queries import notifications as notification_sql
+from shiptrack.db.queries import subscriptions as subscription_sql
 from shiptrack.events import new_id
 from shiptrack.notify.subscription import (
     CHANNELS,
@@ -22,9 +24,6 @@ from shiptrack.notify.subscription import (
     parse_subscription,
 )
 
-COLUMNS = ("id, shipment_id, channel, address, language, timezone, quiet_start, quiet_end,"
-           " notify, state, source, failures, last_error, created_at, confirmed_at,"
-           " ended_at, ended_reason")
 MAX_PER_SHIPMENT = 50
 
 
@@ -34,7 +33,7 @@ def checked(obj: Any, where: str = "", channels: tuple[str, ...] = CHANNELS
     try:
         return parse_subscription(obj, channels=channels)
     except SubscriptionError as exc:
-        raise ApiError(422, f"{where}{exc}") from exc
+        raise SubscriptionError(f"{where}{exc}") from exc  # a 422 (api/errors.py)
 
 
 def as_model(row: dict[str, Any], show_secret: bool = False) -> Subscription:
@@ -54,19 +53,13 @@ async def insert(cur: AsyncCursor[Any], shipment_id: str, reference: str,
     """Store one subscription (state ``active``, or ``pending`` with a confirmation mail
     queued for a customer's sign-up). Returns (row, confirm token); the row is None when
     the same address already has a live subscription to this shipment."""
-    await cur.execute("SELECT count(*) AS n FROM subscriptions WHERE shipment_id = %s"
-                      " AND state IN ('pending', 'active')", (shipment_id,))
+    await cur.execute(subscription_sql.COUNT_LIVE, (shipment_id,))
     if int((await cur.fetchone() or {"n": 0})["n"]) >= MAX_PER_SHIPMENT:
         raise ApiError(422, f"subscriptions: at most {MAX_PER_SHIPMENT} per shipment")
     pending = source == "customer"
     confirm = secrets.token_urlsafe(32) if pending else None
     await cur.execute(
-        f"INSERT INTO subscriptions (id, shipment_id, channel, address, language, timezone,"
-        f" quiet_start, quiet_end, notify, state, source, secret, unsubscribe_token,"
-        f" confirm_hash, start_seq)"
-        f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        f"         (SELECT coalesce(max(seq), 0) FROM events))"
-        f" ON CONFLICT DO NOTHING RETURNING {COLUMNS}, secret",
+        subscription_sql.INSERT,
         (new_id("sub"), shipment_id, spec.channel, spec.address, spec.language,
          spec.timezone, spec.quiet_start, spec.quiet_end, list(spec.notify),
          "pending" if pending else "active", source,
@@ -75,8 +68,7 @@ async def insert(cur: AsyncCursor[Any], shipment_id: str, reference: str,
     row: dict[str, Any] | None = await cur.fetchone()
     if row is not None and confirm is not None:
         await cur.execute(
-            "INSERT INTO notification_outbox (subscription_id, occurrence, kind, context,"
-            " next_attempt_at) SELECT %s, 'confirm', 'confirm', %s, now()",
+            notification_sql.INSERT_CONFIRM,
             (row["id"], Jsonb({"kind": "confirm", "reference": reference,
                                "confirm_token": confirm})))
     return row, confirm
@@ -112,6 +104,4 @@ async def insert_all(cur: AsyncCursor[Any], shipment_id: str, reference: str,
 
 async def drop_pending(conn: Any, sub_id: str, why: str) -> None:
     """An ended subscription's unsent messages are dropped (kept, with the reason)."""
-    await conn.execute("UPDATE notification_outbox SET failed_at = now(), last_error = %s"
-                       " WHERE subscription_id = %s AND sent_at IS NULL AND failed_at IS NULL",
-                       (why, sub_id))
+    await conn.execute(notification_sql.DROP_PENDING, (why, sub_id))

@@ -42,6 +42,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api.webhook_targets import refusal
 from shiptrack import __version__
 from shiptrack.config import Settings
+from shiptrack.db.queries import webhooks as webhook_sql
 
 log = logging.getLogger("shiptrack.api.webhooks")
 
@@ -51,39 +52,6 @@ GAP_WAIT_S = 10.0
 BATCH = 500
 CLAIM = 50  # deliveries claimed per round
 PER_HOOK = 5  # of which at most this many of one webhook (sent one after the other)
-
-EVENTS_SQL = """
-SELECT seq, id::text AS id, type, jsonb_build_object(
-    'id', id, 'type', type, 'ts', ts, 'device_id', device_id, 'shipment_id', shipment_id,
-    'geofence_id', geofence_id, 'data', data)::text AS body
-FROM events WHERE seq > %s ORDER BY seq LIMIT %s
-"""
-CLAIM_SQL = """
-UPDATE webhook_deliveries d
-SET attempts = d.attempts + 1, last_attempt_at = now(), next_attempt_at = now() + %(lease)s
-FROM webhooks w
-WHERE w.id = d.webhook_id AND d.id IN (
-    SELECT q.id FROM webhook_deliveries q WHERE q.id IN (
-        SELECT id FROM (
-            SELECT x.id, row_number() OVER (PARTITION BY x.webhook_id
-                                            ORDER BY x.next_attempt_at, x.id) AS n
-            FROM webhook_deliveries x JOIN webhooks xw ON xw.id = x.webhook_id
-            WHERE x.delivered_at IS NULL AND x.failed_at IS NULL
-              AND x.next_attempt_at <= now() AND xw.deleted_at IS NULL) due
-        WHERE n <= %(per_hook)s)
-    ORDER BY q.next_attempt_at, q.id LIMIT %(n)s FOR UPDATE OF q SKIP LOCKED)
-RETURNING d.id, d.webhook_id, d.event_id, d.event_seq, d.body, d.attempts,
-          now() - d.created_at AS age, w.url, w.secret
-"""
-DONE_SQL = """
-UPDATE webhook_deliveries SET delivered_at = now(), last_status = %s, last_error = NULL
-WHERE id = %s
-"""
-RETRY_SQL = """
-UPDATE webhook_deliveries SET last_status = %s, last_error = %s,
-    next_attempt_at = now() + %s, failed_at = CASE WHEN %s THEN now() END
-WHERE id = %s
-"""
 
 
 def new_secret() -> str:
@@ -176,33 +144,26 @@ class WebhookWorker:
     async def fan_out(self) -> int:
         """Turn new events into deliveries; returns how many events were taken."""
         async with self.pool.connection() as conn, conn.transaction():
-            if (await (await conn.execute("SELECT to_regclass('events')")).fetchone() or
+            if (await (await conn.execute(webhook_sql.EVENTS_TABLE)).fetchone() or
                     [None])[0] is None:
                 return 0  # the events table is not there yet
-            await conn.execute(
-                "INSERT INTO webhook_cursor (id, last_seq)"
-                " SELECT true, coalesce(max(seq), 0) FROM events ON CONFLICT DO NOTHING")
-            row = await (await conn.execute(
-                "SELECT last_seq FROM webhook_cursor FOR UPDATE")).fetchone()
+            await conn.execute(webhook_sql.INIT_CURSOR)
+            row = await (await conn.execute(webhook_sql.LOCK_CURSOR)).fetchone()
             assert row is not None
             last = int(row[0])
-            events = await (await conn.execute(EVENTS_SQL, (last, BATCH))).fetchall()
+            events = await (await conn.execute(webhook_sql.EVENTS_AFTER, (last, BATCH))).fetchall()
             take, self.gap_since = contiguous([int(e[0]) for e in events], last,
                                               self.gap_since, time.monotonic())
             events = events[:take]
             if not events:
                 return 0
-            hooks = await (await conn.execute(
-                "SELECT id, event_types, start_seq FROM webhooks WHERE deleted_at IS NULL"
-            )).fetchall()
+            hooks = await (await conn.execute(webhook_sql.LIVE_HOOKS)).fetchall()
             rows = [(h[0], e[1], e[0], e[3]) for e in events for h in hooks
                     if e[0] > h[2] and wants(h[1], e[2])]
             if rows:
                 async with conn.cursor() as cur:
-                    await cur.executemany(
-                        "INSERT INTO webhook_deliveries (webhook_id, event_id, event_seq, body)"
-                        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", rows)
-            await conn.execute("UPDATE webhook_cursor SET last_seq = %s", (events[-1][0],))
+                    await cur.executemany(webhook_sql.INSERT_DELIVERY, rows)
+            await conn.execute(webhook_sql.MOVE_CURSOR, (events[-1][0],))
         if rows:
             log.debug("%d event(s) -> %d delivery(ies)", len(events), len(rows))
         return len(events)
@@ -213,7 +174,7 @@ class WebhookWorker:
         # no other API process claims them meanwhile
         lease = timedelta(seconds=self.settings.webhook_timeout_seconds * PER_HOOK + 5)
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(CLAIM_SQL, {"lease": lease, "n": CLAIM, "per_hook": PER_HOOK})
+            await cur.execute(webhook_sql.CLAIM, {"lease": lease, "n": CLAIM, "per_hook": PER_HOOK})
             claimed = [Claimed(**{k: r[k] for k in CLAIMED}) for r in await cur.fetchall()]
         if not claimed:
             return 0
@@ -246,11 +207,11 @@ class WebhookWorker:
         s = self.settings
         async with self.pool.connection() as conn:
             if error is None:
-                await conn.execute(DONE_SQL, (status, d.id))
+                await conn.execute(webhook_sql.DONE, (status, d.id))
                 return
             give_up = d.age > timedelta(hours=s.webhook_give_up_hours)
             delay = timedelta(seconds=backoff(d.attempts, s.webhook_retry_base_seconds,
                                               s.webhook_retry_max_seconds))
-            await conn.execute(RETRY_SQL, (status, error, delay, give_up, d.id))
+            await conn.execute(webhook_sql.RETRY, (status, error, delay, give_up, d.id))
         log.info("webhook %s: delivery of event %s failed (%s)%s", d.webhook_id, d.event_id,
                  error, "; giving up" if give_up else f"; retry in {delay}")

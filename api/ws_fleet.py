@@ -16,13 +16,10 @@ from api.errors import ApiError
 from api.hub import Filter, Hub, Subscriber
 from api.streams import ClientMessageError
 from api.ws_tickets import redeem
+from shiptrack.db.queries import devices as device_sql
 
 router = APIRouter()
 
-SNAPSHOT_SQL = """
-SELECT device_id, last_ts AS ts, lat, lon, speed, heading FROM devices
-WHERE last_ts IS NOT NULL ORDER BY device_id
-"""
 MAX_DEVICES = 10_000
 
 
@@ -56,7 +53,7 @@ def parse_subscribe(msg: Any) -> Filter:
 
 async def snapshot_text(ws: WebSocket, flt: Filter) -> str:
     async with ws.app.state.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(SNAPSHOT_SQL)
+        await cur.execute(device_sql.SNAPSHOT)
         rows = await cur.fetchall()
     devices = [r for r in rows if flt.wants(r["device_id"], r["lat"], r["lon"])]
     return streams.encode({"type": "snapshot", "devices": devices})

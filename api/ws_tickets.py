@@ -19,16 +19,10 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal, Reader, digest
 from api.errors import ApiError
+from shiptrack.db.queries import tokens as token_sql
 
 router = APIRouter(prefix="/api/v1", tags=["streams"])
 PREFIX = "wst_"
-
-REDEEM_SQL = """
-DELETE FROM ws_tickets t WHERE t.ticket_hash = %s
-RETURNING t.scopes, t.token_id, t.expires_at > now() AS live,
-    t.token_id IS NULL OR EXISTS (SELECT 1 FROM api_tokens k WHERE k.id = t.token_id
-        AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())) AS valid
-"""
 
 
 class WsTicket(BaseModel):
@@ -46,10 +40,9 @@ async def create_ticket(request: Request, principal: Reader) -> WsTicket:
     ticket = PREFIX + secrets.token_urlsafe(32)
     expires = datetime.now(UTC) + timedelta(seconds=request.app.state.settings.ws_ticket_seconds)
     async with request.app.state.pool.connection() as conn:
-        await conn.execute("DELETE FROM ws_tickets WHERE expires_at < now()")
+        await conn.execute(token_sql.DELETE_EXPIRED_TICKETS)
         await conn.execute(
-            "INSERT INTO ws_tickets (ticket_hash, scopes, token_id, expires_at)"
-            " VALUES (%s, %s, %s, %s)",
+            token_sql.INSERT_TICKET,
             (digest(ticket), sorted(principal.scopes), principal.token_id, expires))
     return WsTicket(ticket=ticket, expires_at=expires)
 
@@ -60,7 +53,7 @@ async def redeem(app: Any, ticket: str) -> Principal | None:
         return None
     try:
         async with app.state.pool.connection() as conn:
-            row = await (await conn.execute(REDEEM_SQL, (digest(ticket),))).fetchone()
+            row = await (await conn.execute(token_sql.REDEEM_TICKET, (digest(ticket),))).fetchone()
     except psycopg.Error as exc:
         raise ApiError(503, "ticket store unavailable, try again") from exc
     if row is None or not row[2] or not row[3]:

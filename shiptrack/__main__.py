@@ -1,3 +1,3 @@
-from shiptrack.cli import main
+from shiptrack.app.cli import main
 
 main()

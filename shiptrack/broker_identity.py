@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from shiptrack.errors import InputError
 from shiptrack.topics import (
     DEVICE_ID_RE,
     LIVE_POSITIONS,
@@ -53,7 +54,7 @@ DEFAULT_ACCESS = {"publishClientSend": False, "publishClientReceive": True,
 Acl = dict[str, Any]
 
 
-class IdentityError(ValueError):
+class IdentityError(InputError):
     """A subject that cannot have a credential (bad id)."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from shiptrack.errors import ShiptrackError
 from shiptrack.fix import Fix, Rejection
 from shiptrack.jsontree import (
     MAX_DEPTH,
@@ -54,7 +55,7 @@ _decoder = msgspec.json.Decoder()
 T = TypeVar("T")
 
 
-class Invalid(Exception):
+class Invalid(ShiptrackError):
     """A fix failed validation: ``reason`` is the metric label, the message says why."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -1,9 +1,9 @@
 """Exceptions: which events open one, which event resolves it, and what a customer sees.
 
 This table is the one place the pairing lives. The exceptions queue
-(``GET /api/v1/exceptions``) builds its SQL from it, and the dashboards get it from
-``/config.json`` (so the browser never guesses from type names: ``*_resolved`` is not an
-exception, it ends one).
+(``GET /api/v1/exceptions``) builds its SQL from it (``shiptrack.db.queries.events``),
+and the dashboards get it from ``/config.json`` (so the browser never guesses from type
+names: ``*_resolved`` is not an exception, it ends one).
 
 Every exception of a shipment, whoever raised it (a detector, a scan, a carrier, a
 dispatcher), is a ``shipment.exception`` event (``data``: ``kind``, ``code``, ``reason``,
@@ -21,7 +21,6 @@ An exception not resolved is *open* until a dispatcher acknowledges it (then
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,63 +125,6 @@ def exception_code(event: dict[str, Any]) -> str:
 
 def state_of(resolved: bool, acknowledged: bool) -> State:
     return "resolved" if resolved else "acknowledged" if acknowledged else "open"
-
-
-# ---- SQL, built from the table ---------------------------------------------------------
-
-_LITERAL = re.compile(r"^[a-z0-9_.:]+$")
-
-
-def _lit(value: str) -> str:
-    if not _LITERAL.match(value):
-        raise ValueError(value)
-    return f"'{value}'"
-
-
-def _in(values: frozenset[str]) -> str:
-    return "(" + ", ".join(_lit(v) for v in sorted(values)) + ")"
-
-
-def _conditions(kind: Kind, r: Resolver, s: str, x: str) -> list[str]:
-    conds = [f"{s}.type = {_lit(kind.start)}", f"{x}.type = {_lit(r.type)}",
-             f"{x}.seq > {s}.seq"]
-    for column in r.same:
-        if column not in ("device_id", "shipment_id"):
-            raise ValueError(column)
-        conds.append(f"{x}.{column} IS NOT DISTINCT FROM {s}.{column}")
-    if r.when_kind_in is not None:
-        conds.append(f"{s}.data ->> 'kind' IN {_in(r.when_kind_in)}")
-    if r.data_in is not None:
-        conds.append(f"{x}.data ->> {_lit(r.data_in[0])} IN {_in(r.data_in[1])}")
-    if r.clears_kind:
-        conds.append(f"{x}.data -> 'cleared' @> jsonb_build_array("
-                     f"jsonb_build_object('kind', {s}.data ->> 'kind'))")
-    return conds
-
-
-def resolution_sql(start: str = "e", later: str = "r") -> str:
-    """A ``LATERAL`` subquery body: the first event resolving the exception ``start``.
-
-    One ``UNION ALL`` branch per (kind, resolver), each guarded by the start's type so
-    only the branches of that kind run; each is an index walk on
-    ``events (type, shipment_id|device_id, seq)``."""
-    branches = [
-        f"(SELECT {later}.id, {later}.type, {later}.ts, {later}.seq FROM events {later} "
-        f"WHERE {' AND '.join(_conditions(kind, r, start, later))} "
-        f"ORDER BY {later}.seq LIMIT 1)"
-        for kind in KINDS.values() for r in kind.resolvers]
-    return "SELECT * FROM (" + " UNION ALL ".join(branches) + ") x ORDER BY seq LIMIT 1"
-
-
-def start_sql(alias: str = "e") -> str:
-    """The condition on ``events`` that selects exceptions."""
-    parts = []
-    for kind in KINDS.values():
-        cond = f"{alias}.type = {_lit(kind.start)}"
-        if kind.without_shipment:
-            cond += f" AND {alias}.shipment_id IS NULL"
-        parts.append(f"({cond})")
-    return "(" + " OR ".join(parts) + ")"
 
 
 def public_pairing() -> dict[str, Any]:

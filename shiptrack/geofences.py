@@ -21,6 +21,7 @@ import shapely.errors
 from shapely.geometry.base import BaseGeometry
 
 from shiptrack import geodesy
+from shiptrack.errors import InputError
 
 MAX_VERTICES = 10_000
 MAX_RADIUS_M = 2_000_000.0
@@ -37,7 +38,7 @@ MAX_NAME = 200
 Kind = Literal["polygon", "circle", "corridor"]
 
 
-class GeofenceError(ValueError):
+class GeofenceError(InputError):
     """Input that is not an acceptable geofence; the message says what is wrong."""
 
 

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from shiptrack.errors import InputError
+
 STATUSES = ("created", "picked_up", "in_transit", "out_for_delivery", "delivered",
             "attempt_failed", "available_for_pickup", "returned_to_sender", "cancelled")
 FINAL = frozenset(("delivered", "returned_to_sender", "cancelled"))
@@ -74,7 +76,7 @@ MAX_FOR_S = 7 * 24 * 3600.0
 MAX_RADIUS_M = 100_000.0
 
 
-class ShipmentError(ValueError):
+class ShipmentError(InputError):
     """Input that is not an acceptable shipment field; the message says why."""
 
 

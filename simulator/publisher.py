@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from shiptrack.errors import ShiptrackError
+from shiptrack.errors import BrokerError
 from shiptrack.mqtturl import MqttTarget
 from simulator.clock import SimClock
 from simulator.fleet import Fleet
@@ -33,7 +33,7 @@ PROGRESS_EVERY_S = 10.0
 MAX_OUTSTANDING = 20_000
 
 
-class SimulatorError(ShiptrackError):
+class SimulatorError(BrokerError):
     """The simulator could not reach or use the broker."""
 
 

@@ -16,13 +16,13 @@ import threading
 import time
 from collections.abc import Iterable
 
-from shiptrack.errors import ShiptrackError
+from shiptrack.errors import BrokerError
 from shiptrack.mqtturl import MqttTarget
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PINGREQ, PINGRESP, DISCONNECT = 1, 2, 3, 4, 12, 13, 14
 
 
-class RawMqttError(ShiptrackError):
+class RawMqttError(BrokerError):
     """The broker refused or dropped the load generator's connection."""
 
 

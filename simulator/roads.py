@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
 
+from shiptrack.errors import InputError
 from simulator.geo import LatLon, Polyline, destination_point, haversine_m, initial_bearing_deg
 from simulator.roaddata import CORRIDORS, PLACES
 
@@ -34,7 +35,7 @@ WIGGLE_SHARE = 0.012  # sideways amplitude as a share of the edge's length
 WIGGLE_MAX_M = 1_500.0
 
 
-class NoRoute(ValueError):
+class NoRoute(InputError):
     """The two places are not connected by the network."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from shiptrack.carriers import mapping
 from shiptrack.carriers.updates import CarrierUpdate, checkpoint, parse_time
+from shiptrack.errors import ShiptrackError
 from shiptrack.shipments import RANK
 
 MAX_BACKOFF_S = 6 * 3600.0
@@ -31,7 +32,7 @@ FIRST_BACKOFF_S = 60.0
 DEFAULT_PER_MINUTE = 30.0
 
 
-class PollError(RuntimeError):
+class PollError(ShiptrackError):
     """The carrier answered with errors, or not at all."""
 
 

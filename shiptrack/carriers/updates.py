@@ -35,12 +35,13 @@ from typing import Any
 
 from shiptrack.carriers import mapping
 from shiptrack.carriers.mapping import Meaning
+from shiptrack.errors import InputError
 
 PROVIDERS = ("easypost", "aftership")
 MAX_TEXT = 500
 
 
-class UpdateError(ValueError):
+class UpdateError(InputError):
     """Not a usable update in that provider's format; the message says why."""
 
 

@@ -20,11 +20,12 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from shiptrack.errors import InputError
 from shiptrack.eta.route import Route, RouteError
 from shiptrack.eta.trips import Trip, TripError, parse_trip
 
 
-class ConvertError(ValueError):
+class ConvertError(InputError):
     """Input a converter cannot use: the message says why."""
 
 

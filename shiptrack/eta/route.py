@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from shiptrack.errors import InputError
 from shiptrack.eta.geo import M_PER_DEG, between, haversine_m
 
 Floats = NDArray[np.float64]
@@ -35,7 +36,7 @@ Floats = NDArray[np.float64]
 ON_ROUTE_M = 250.0  # a projection this close (plus the fix's accuracy) is "on the route"
 
 
-class RouteError(ValueError):
+class RouteError(InputError):
     """Not a usable route: the message says why."""
 
 

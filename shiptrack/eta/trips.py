@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shiptrack.errors import InputError
 from shiptrack.eta.route import Route, RouteError
 
 MS_FROM = 1e11
 
 
-class TripError(ValueError):
+class TripError(InputError):
     """A line that is not a usable trip: the message says why."""
 
 

@@ -19,6 +19,7 @@ import phonenumbers
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
 
+from shiptrack.errors import InputError
 from shiptrack.notify.occurrences import DEFAULT_NOTIFY, KINDS
 from shiptrack.notify.quiet import parse_hhmm
 
@@ -27,7 +28,7 @@ LANGUAGES = ("en", "de", "fr", "es")
 MAX_ADDRESS = 2000
 
 
-class SubscriptionError(ValueError):
+class SubscriptionError(InputError):
     """Bad input; the message starts with the field it is about."""
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from shiptrack.cli import app
+from shiptrack.app.cli import app
 from shiptrack.eta.geo import M_PER_DEG
 from shiptrack.eta.history import History
 from shiptrack.eta.learn import learn

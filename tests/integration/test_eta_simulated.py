@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.eta_trips import generate
-from shiptrack.cli import app
+from shiptrack.app.cli import app
 from shiptrack.eta.evaluate import CHECKPOINTS, Replay
 from shiptrack.eta.model import Progress
 from shiptrack.eta.trips import Trip, read_trips

@@ -27,8 +27,8 @@ import psycopg
 import pytest
 import typer
 
-from shiptrack.cli import app
-from shiptrack.cli_settings import SECRET_FIELDS
+from shiptrack.app.cli import app
+from shiptrack.app.cli_settings import SECRET_FIELDS
 from shiptrack.config import Settings
 from shiptrack.embedded import free_port
 from tests.helpers import wait_for

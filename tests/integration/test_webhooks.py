@@ -129,7 +129,8 @@ def test_a_claim_takes_a_few_deliveries_per_webhook_and_leases_them(db_url: str)
     one webhook's backlog does not fill a claim."""
     from datetime import timedelta
 
-    from api.webhooks import CLAIM_SQL, PER_HOOK
+    from api.webhooks import PER_HOOK
+    from shiptrack.db.queries.webhooks import CLAIM as CLAIM_SQL
 
     for hook in ("wh_a", "wh_b"):
         query(db_url, "INSERT INTO webhooks (id, url, secret) VALUES (%s, 'http://x', 's')"

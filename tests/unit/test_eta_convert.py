@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shiptrack.cli import app
+from shiptrack.app.cli import app
 from shiptrack.eta.convert import ConvertError, from_gpx, from_sim
 from simulator.cities import CITIES
 from simulator.fleet import Fleet, FleetConfig

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shiptrack.cli import app
+from shiptrack.app.cli import app
 from shiptrack.eta.evaluate import _first_at_or_after, evaluate
 from shiptrack.eta.geo import M_PER_DEG
 from shiptrack.eta.trips import Trip, TripError, parse_trip, read_trips

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from shiptrack.cli import app
+from shiptrack.app.cli import app
 from shiptrack.eta.alerts import is_at_risk, late_probability
 from shiptrack.eta.correction import FIRST_FIT_TRIPS, Correction, Learner, fit
 from shiptrack.eta.evaluate import Replay

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from shiptrack import exceptions as exc
+from shiptrack.db.queries import events as event_sql
 from shiptrack.shipments import EXCEPTION_CODES
 
 
@@ -77,4 +78,4 @@ def test_public_pairing_matches_the_table() -> None:
     assert pairing["kinds"]["shipment.exception"]["resolved_by"] == [
         "shipment.exception_cleared", "shipment.milestone"]
     assert set(pairing["kinds"]) == set(exc.KINDS)
-    assert "shipment_id IS NULL" in exc.start_sql()
+    assert "shipment_id IS NULL" in event_sql.start_sql()

@@ -157,10 +157,10 @@ def test_webhook_targets() -> None:
 
 
 def test_up_turns_identity_on_for_mosquitto_and_off_on_request(tmp_path: Path) -> None:
+    from shiptrack.app.up import _broker_identity
     from shiptrack.broker_auth import find_plugin
     from shiptrack.config import Settings
     from shiptrack.embedded import EmbeddedBroker, find_mosquitto
-    from shiptrack.up import _broker_identity
 
     if find_mosquitto() is None or find_plugin() is None:
         pytest.skip("no mosquitto with its dynamic-security plugin")

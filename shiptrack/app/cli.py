@@ -1,5 +1,9 @@
-"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | eta-eval |
-eta-convert``."""
+"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | broker-config |
+settings | eta-eval | eta-convert | eta-learn``.
+
+Each command imports the service it runs when it runs (``simulate`` is a ``LazyCommand``),
+so importing this module loads none. Its edge: a ``ShiptrackError`` is one line on
+stderr and exit status 2 (``_fail``)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shiptrack.cli_settings import SECRET_FIELDS, settings_options
+from shiptrack.app.cli_settings import SECRET_FIELDS, settings_options
+from shiptrack.app.lazy import LazyCommand, lazy_group
 from shiptrack.config import Settings
 from shiptrack.embedded import bind_listener
 from shiptrack.errors import ConfigError, ShiptrackError
@@ -22,8 +27,11 @@ from shiptrack.errors import ConfigError, ShiptrackError
 app = typer.Typer(
     help="shiptrack: real-time shipment telemetry (MQTT ingest, REST, live streams).",
     no_args_is_help=True, add_completion=False,
+    cls=lazy_group(LazyCommand("simulate", "simulator.cli:simulate",
+                               "Publish a simulated fleet to the broker.")),
 )
 console = Console(stderr=True)
+
 
 def _setup_logging(settings: Settings) -> None:
     logging.basicConfig(
@@ -44,6 +52,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def _fail(exc: ShiptrackError) -> typer.Exit:
+    """The error as one line on stderr; raise the answer (exit status 2)."""
     console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
     return typer.Exit(code=2)
 
@@ -57,7 +66,7 @@ def migrate(settings: Settings) -> None:
 
     _setup_logging(settings)
     if not settings.database_url:
-        raise _fail(ShiptrackError("set SHIPTRACK_DATABASE_URL (or run `shiptrack up`)"))
+        raise _fail(ConfigError("set SHIPTRACK_DATABASE_URL (or run `shiptrack up`)"))
     try:
         applied = run_migrations(settings.database_url)
         mode = storage_mode(settings.database_url)
@@ -123,7 +132,7 @@ def up(
 ) -> None:
     """Run everything: embedded servers where none is configured, migrations, ingest,
     the API with dashboards, and optionally a simulated fleet."""
-    from shiptrack.up import run_up
+    from shiptrack.app.up import run_up
 
     _setup_logging(settings)
     try:
@@ -156,7 +165,7 @@ def broker_config(
     passwords = {user: os.environ[var] for user, var in env.items() if os.environ.get(var)}
     missing = [env[u] for u in (INGEST_USER, API_USER) if u not in passwords]
     if missing or (simulate and SIMULATOR_USER not in passwords):
-        raise _fail(ShiptrackError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
+        raise _fail(ConfigError("set " + ", ".join(missing or [env[SIMULATOR_USER]])))
     simulated = Fleet(simulate, seed=1).device_ids if simulate > 0 else []
     try:
         update_plugin_file(Path(path), passwords, settings.mqtt_topic_prefix, simulated)
@@ -175,15 +184,6 @@ def show_settings(settings: Settings) -> None:
         if values.get(name):
             values[name] = "***"
     typer.echo(json.dumps(values, indent=2, sort_keys=True))
-
-
-def _register_simulate() -> None:
-    from simulator.cli import simulate
-
-    app.command("simulate", help="Publish a simulated fleet to the broker.")(simulate)
-
-
-_register_simulate()
 
 
 def _register_eta() -> None:

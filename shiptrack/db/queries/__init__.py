@@ -1,0 +1,1 @@
+"""Named SQL, one module per table family (as procrastinate keeps its queries)."""
