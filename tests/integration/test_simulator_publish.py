@@ -130,7 +130,11 @@ def test_stops_when_the_stop_event_is_set(mqtt_target: MqttTarget, subscriber: S
         ticks.append(now)
         ticked.set()
 
-    threading.Thread(target=lambda: ticked.wait(30) and stop.set(), daemon=True).start()
+    def stop_after_the_first_tick() -> None:
+        ticked.wait(30)
+        stop.set()
+
+    threading.Thread(target=stop_after_the_first_tick, daemon=True).start()
     stats = run(mqtt_target, Fleet(2), 3600.0, topic_prefix=subscriber.prefix, stop_event=stop,
                 on_tick=on_tick)
     assert len(ticks) == 1 and not stats.interrupted

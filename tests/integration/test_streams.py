@@ -89,7 +89,7 @@ def test_snapshot_deltas_filters_and_client_errors(settings: Settings) -> None:
             assert (pos["device_id"], pos["lat"], "speed" in pos) == (
                 "a", 1.5, False)
             assert (await next_of(ws, "position"))["device_id"] == "c"
-            event = {"id": "ev1", "type": "geofence.enter", "ts": NOW.isoformat(),
+            event: dict[str, Any] = {"id": "ev1", "type": "geofence.enter", "ts": NOW.isoformat(),
                      "device_id": "b", "shipment_id": None, "geofence_id": "gf_1", "data": {}}
             await send_live(settings, live(settings, "events", event))
             got = await next_of(ws, "event")
@@ -100,10 +100,12 @@ def test_snapshot_deltas_filters_and_client_errors(settings: Settings) -> None:
             eta = await next_of(ws, "eta")
             assert eta["shipment_id"] == "s1" and eta["remaining_m"] == 10.0
 
-            for bad in ["not json", "[1, 2]", '{"type": "subscribe", "bbox": [1, 2]}',
-                        '{"type": "subscribe", "bbox": [0, 50, 10, 40]}',
-                        '{"type": "subscribe", "devices": "a"}', '{"type": "dance"}',
-                        '{"no": "type"}', b"\x00binary"]:
+            bads: list[str | bytes] = [
+                "not json", "[1, 2]", '{"type": "subscribe", "bbox": [1, 2]}',
+                '{"type": "subscribe", "bbox": [0, 50, 10, 40]}',
+                '{"type": "subscribe", "devices": "a"}', '{"type": "dance"}',
+                '{"no": "type"}', b"\x00binary"]
+            for bad in bads:
                 await ws.send(bad)
                 err = await next_of(ws, "error")
                 assert err["error"]["code"] == "bad_message", bad
@@ -127,8 +129,8 @@ def test_snapshot_deltas_filters_and_client_errors(settings: Settings) -> None:
             assert [d["device_id"] for d in snap["devices"]] == ["a"]
             await send_live(settings, live(settings, "positions", [
                 fix("b", 12, 20), fix("a", 2.5, 1.0), fix("b", 2, 2)]))
-            got = [await next_of(ws, "position") for _ in range(2)]
-            assert [(p["device_id"], p["lat"]) for p in got] == [("a", 2.5), ("b", 2)]
+            two = [await next_of(ws, "position") for _ in range(2)]
+            assert [(p["device_id"], p["lat"]) for p in two] == [("a", 2.5), ("b", 2)]
 
             await ws.send(json.dumps({"type": "subscribe"}))  # no narrowing: everything again
             assert len((await next_of(ws, "snapshot"))["devices"]) == 2

@@ -145,7 +145,7 @@ def test_track_stream_one_shipment_only(settings: Settings) -> None:
     sid, token = add_shipment(db, "ORD-1", "truck-1")
     other_sid, _ = add_shipment(db, "ORD-2", "truck-2")
 
-    def event(kind: str, shipment: str, device: str) -> dict[str, Any]:
+    def event(kind: str, shipment: str | None, device: str) -> dict[str, Any]:
         return {"id": secrets.token_hex(6), "type": kind, "ts": NOW.isoformat(),
                 "device_id": device, "shipment_id": shipment, "geofence_id": None,
                 "data": {}}

@@ -18,6 +18,7 @@ from shiptrack.config import Settings
 from tests.helpers import (
     ingest_process,
     publish,
+    publish_until,
     query,
     running_api,
     running_ingest,
@@ -229,8 +230,7 @@ def test_restart_mid_trip_repeats_nothing(settings: Settings, http: httpx.Client
     proc = ingest_process(settings)
     try:
         # re-sent until stored: then the session exists (a repeated fix is no event)
-        wait_for(lambda: publish(settings.mqtt_url or "", first[:1]) or stored(settings) > 0,
-                 timeout=30, interval=0.5)
+        publish_until(settings.mqtt_url or "", first[:1], lambda: stored(settings) > 0)
         publish(settings.mqtt_url or "", first[1:])
         wait_for(lambda: ("shipment.milestone", 690.0, "in_transit") in story(settings,
                                                                                "truck-9"))

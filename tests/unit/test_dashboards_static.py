@@ -41,7 +41,7 @@ def app_endpoints() -> dict[str, set[str]]:
         route = context.original_route
         if not isinstance(route, routing.APIRoute | routing.APIWebSocketRoute):
             continue
-        path = re.sub(r"\{[^}]+\}", "{}", context.path)
+        path = re.sub(r"\{[^}]+\}", "{}", context.path or "")
         if path.startswith(("/api/", "/ws/")):
             found.setdefault(path, set()).update(
                 p.alias for p in route.dependant.query_params)
