@@ -88,7 +88,7 @@ def test_the_scan_sees_imports_inside_functions() -> None:
     assert "numpy" in found
 
 
-@pytest.mark.parametrize("requirement", declared()[0])
+@pytest.mark.parametrize("requirement", sorted(declared()[0]))
 def test_runtime_dependencies_have_an_upper_bound(requirement: str) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     spec = next(r for r in project["dependencies"] if _name(r) == requirement)
