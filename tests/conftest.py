@@ -21,6 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
+from shiptrack.mqtturl import MqttTarget, parse_mqtt_url
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,6 +59,12 @@ def admin_db_url(servers: tuple[str, str]) -> str:
 @pytest.fixture(scope="session")
 def mqtt_url(servers: tuple[str, str]) -> str:
     return servers[1]
+
+
+@pytest.fixture(scope="session")
+def mqtt_target(mqtt_url: str) -> MqttTarget:
+    """The session's broker, parsed (for clients that take host, port and credentials)."""
+    return parse_mqtt_url(mqtt_url)
 
 
 def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:

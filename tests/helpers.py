@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg.abc import Params
 
 from shiptrack.config import Settings
 from shiptrack.mqtturl import parse_mqtt_url
@@ -39,7 +40,19 @@ def publish(mqtt_url: str, messages: list[tuple[str, bytes]], qos: int = 1) -> N
         client.loop_stop()
 
 
-def wait_for(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.05) -> T:
+def publish_until(mqtt_url: str, messages: list[tuple[str, bytes]], done: Callable[[], bool],
+                  timeout: float = 30.0, interval: float = 0.5) -> None:
+    """Publish ``messages`` again until ``done()``: for a consumer whose subscription may
+    not exist yet (a message published before it would be lost)."""
+    def sent_and_done() -> bool:
+        publish(mqtt_url, messages)
+        return done()
+
+    wait_for(sent_and_done, timeout=timeout, interval=interval)
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 15.0,
+             interval: float = 0.05) -> T:
     """Poll ``probe`` until it returns something truthy; fail with its last value."""
     deadline = time.monotonic() + timeout
     value = probe()
@@ -50,7 +63,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 15.0, interval: float = 0.
     return value
 
 
-def query(db_url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def query(db_url: str, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
 

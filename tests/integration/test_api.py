@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -61,11 +62,11 @@ def test_health_auth_and_devices(settings: Settings) -> None:
 
 
 async def _recv_type(ws: websockets.ClientConnection, kind: str, wait: float = 10,
-                     device: str | None = None) -> dict:
+                     device: str | None = None) -> dict[str, Any]:
     """The next message of ``kind`` (and ``device``); others are skipped."""
-    async def loop() -> dict:
+    async def loop() -> dict[str, Any]:
         while True:
-            msg = json.loads(await ws.recv())
+            msg: dict[str, Any] = json.loads(await ws.recv())
             if msg["type"] == kind and (device is None or msg.get("device_id") == device):
                 return msg
     return await asyncio.wait_for(loop(), wait)

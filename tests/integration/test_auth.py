@@ -41,12 +41,10 @@ def api_routes(settings: Settings) -> list[Any]:
     """Every HTTP route of the app (whichever engineer added it) under /api/, but the
     public tracking ones."""
     app = create_app(settings, "test-admin-token")  # only to list its routes
-    if hasattr(routing, "iter_route_contexts"):  # FastAPI >= 0.130: included routers
-        routes = [c for c in routing.iter_route_contexts(app.routes)
-                  if isinstance(c.original_route, routing.APIRoute)]
-    else:
-        routes = [r for r in app.routes if isinstance(r, routing.APIRoute)]
-    return [r for r in routes if r.path.startswith("/api/") and not r.path.startswith(PUBLIC)]
+    routes = [c for c in routing.iter_route_contexts(app.routes)  # with included routers
+              if isinstance(c.original_route, routing.APIRoute)]
+    return [r for r in routes
+            if r.path and r.path.startswith("/api/") and not r.path.startswith(PUBLIC)]
 
 
 def add_shipment(db: str) -> str:
@@ -130,7 +128,7 @@ def test_every_route_by_every_credential(settings: Settings) -> None:
             for method in sorted(route.methods):
                 url = re.sub(r"\{(\w+)\}", lambda m: PATH_SAMPLES.get(m.group(1), "1"),
                              route.path)
-                body = {} if method in ("POST", "PUT", "PATCH") else None
+                body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
 
                 def call(headers: dict[str, str], m: str = method, u: str = url,
                          b: Any = body) -> httpx.Response:

@@ -55,7 +55,7 @@ class Client:
         c = self.client
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
-        c.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
+        c.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload)))
         c.on_subscribe = lambda _c, _u, mid, codes, _p: self.subacks.__setitem__(mid, codes)
         c.on_publish = lambda _c, _u, mid, rc, _p: self.pubacks.__setitem__(mid, rc)
         c.connect("127.0.0.1", port)
@@ -83,6 +83,7 @@ class Client:
 
     def subscribe(self, topic: str) -> list[ReasonCode]:
         _, mid = self.client.subscribe(topic, options=SubscribeOptions(qos=1))
+        assert mid is not None
         return wait_for(lambda: self.subacks.get(mid), timeout=10)
 
     def close(self) -> None:

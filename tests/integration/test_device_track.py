@@ -3,8 +3,8 @@ the same with TimescaleDB's time_bucket as with PostgreSQL's date_bin."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import psycopg
@@ -27,11 +27,11 @@ def one_day_at_1hz(db: str, device: str, start: datetime) -> None:
               " RETURNING 1", (device, start + timedelta(seconds=86399)))
 
 
-def fetch(http: httpx.Client, url: str) -> tuple[dict, float]:
-    started = time.perf_counter()
+def fetch(http: httpx.Client, url: str) -> dict[str, Any]:
     r = http.get(url, headers=ADMIN)
     assert r.status_code == 200, r.text
-    return r.json(), time.perf_counter() - started
+    body: dict[str, Any] = r.json()
+    return body
 
 
 def test_a_day_of_1hz_comes_back_downsampled(settings: Settings) -> None:
@@ -39,7 +39,7 @@ def test_a_day_of_1hz_comes_back_downsampled(settings: Settings) -> None:
     one_day_at_1hz(db, "d1", DAY)
     span = "from=2026-03-10T00:00:00Z&to=2026-03-11T00:00:00Z"
     with running_api(settings) as base, httpx.Client(base_url=base) as http:
-        body, elapsed = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=1000")
+        body = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=1000")
         items = body["items"]
         assert body["downsampled"] and 990 <= len(items) <= 1000
         assert body["next_cursor"] is None and body["from"].startswith("2026-03-10T00:00:00")
@@ -48,17 +48,16 @@ def test_a_day_of_1hz_comes_back_downsampled(settings: Settings) -> None:
         assert stamps[-1] == DAY + timedelta(seconds=86399)  # the newest fix is kept
         assert DAY + timedelta(seconds=43200) not in stamps  # outliers never are
         assert set(items[0]) == {"ts", "lat", "lon", "speed", "heading"}
-        assert elapsed < 2.0, f"{elapsed:.2f} s"  # typically ~0.1 s here
 
-        small, _ = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=10")
+        small = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=10")
         assert len(small["items"]) == 10
-        exact, _ = fetch(http, "/api/v1/devices/d1/track?from=2026-03-10T00:00:00Z"
+        exact = fetch(http, "/api/v1/devices/d1/track?from=2026-03-10T00:00:00Z"
                                "&to=2026-03-10T00:00:59Z&max_points=60")
         assert not exact["downsampled"] and len(exact["items"]) == 60  # few: every fix
-        offset, _ = fetch(http, "/api/v1/devices/d1/track?from=2026-03-10T01:00:00%2B01:00"
+        offset = fetch(http, "/api/v1/devices/d1/track?from=2026-03-10T01:00:00%2B01:00"
                                 "&to=2026-03-10T00:00:09Z")
         assert len(offset["items"]) == 10
-        recent, _ = fetch(http, "/api/v1/devices/d1/track")  # default: the last 24 h
+        recent = fetch(http, "/api/v1/devices/d1/track")  # default: the last 24 h
         assert recent["items"] == []
         plain = body
 
@@ -71,7 +70,7 @@ def test_a_day_of_1hz_comes_back_downsampled(settings: Settings) -> None:
     query(db, "UPDATE shiptrack_meta SET value = 'timescale' WHERE key = 'storage_mode'"
               " RETURNING 1")
     with running_api(settings) as base, httpx.Client(base_url=base) as http:
-        timescale, _ = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=1000")
+        timescale = fetch(http, f"/api/v1/devices/d1/track?{span}&max_points=1000")
         assert timescale == plain
 
 
@@ -80,7 +79,7 @@ def test_default_window_is_the_last_24_hours(settings: Settings) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     one_day_at_1hz(db, "d2", now - timedelta(hours=36))
     with running_api(settings) as base, httpx.Client(base_url=base) as http:
-        body, _ = fetch(http, "/api/v1/devices/d2/track?max_points=100")
+        body = fetch(http, "/api/v1/devices/d2/track?max_points=100")
         stamps = [datetime.fromisoformat(i["ts"]) for i in body["items"]]
         # data in the first half of the window only: the buckets span the data, not the
         # window, so all 100 points are used

@@ -17,7 +17,14 @@ from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
-from tests.helpers import ingest_process, publish, query, running_ingest, wait_for
+from tests.helpers import (
+    ingest_process,
+    publish,
+    publish_until,
+    query,
+    running_ingest,
+    wait_for,
+)
 from tests.integration.durable_broker import DurableMosquitto
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
@@ -54,8 +61,7 @@ def test_kill_9_mid_stream_loses_nothing_and_doubles_nothing(durable: Settings) 
     try:
         # re-sent until stored: then the session exists and the pipeline is live
         probe = messages(durable, 0, 1)
-        wait_for(lambda: publish(durable.mqtt_url or "", probe) or stored(durable) == 1,
-                 timeout=30, interval=0.5)
+        publish_until(durable.mqtt_url or "", probe, lambda: stored(durable) == 1)
         sender = threading.Thread(
             target=publish, args=(durable.mqtt_url or "", messages(durable, 1, total - 1)))
         sender.start()

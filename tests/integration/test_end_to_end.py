@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -31,7 +32,7 @@ from tests.helpers import query, running_api, running_ingest, wait_for
 def test_simulated_fleet_reaches_the_table_and_the_fleet_stream(settings: Settings) -> None:
     assert settings.mqtt_url and settings.database_url
     target = parse_mqtt_url(settings.mqtt_url)
-    received: dict[str, dict] = {}
+    received: dict[str, dict[str, Any]] = {}
 
     done = threading.Event()
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
 import httpx
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
+from websockets.sync.connection import Connection
 
 from shiptrack.config import Settings
 from tests.helpers import publish, query, running_api, running_ingest, wait_for
@@ -54,9 +56,9 @@ def events(db: str, sid: str, type_: str) -> list[tuple[Any, ...]]:
                      " ORDER BY seq", (sid, type_))
 
 
-def next_eta(ws: ClientConnection, sid: str) -> dict[str, Any]:
+def next_eta(ws: Connection, sid: str) -> dict[str, Any]:
     while True:
-        msg = json.loads(ws.recv(timeout=10))
+        msg: dict[str, Any] = json.loads(ws.recv(timeout=10))
         if msg["type"] == "eta" and msg["shipment_id"] == sid:
             return msg
 
@@ -74,8 +76,8 @@ def test_eta_fields_events_and_stream_follow_the_fixes(settings: Settings) -> No
             for i in range(STEPS):
                 publish(mqtt_url, [fix(settings, "truck-1", i), fix(settings, "truck-2", i)])
                 ts = START + timedelta(minutes=i)
-                wait_for(lambda ts=ts: query(
-                    db, "SELECT count(*) FROM devices WHERE last_ts = %s", (ts,))[0][0] == 2)
+                wait_for(partial(query, db, "SELECT 1 FROM devices WHERE last_ts = %s"
+                                 " HAVING count(*) = 2", (ts,)))
                 eta, low, high, metres, at_risk = etas(db, on_time)
                 assert low <= eta <= high and not at_risk
                 remaining.append(metres)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -52,9 +53,9 @@ def test_late_probability_at_risk_and_eta_first(settings: Settings) -> None:
                 publish(mqtt_url, [make(settings, "lp-truck-1", i),
                                    make(settings, "lp-truck-2", i)])
                 ts = json.loads(make(settings, "lp-truck-1", i)[1])["ts"]
-                wait_for(lambda ts=ts: query(
-                    db, "SELECT count(*) FROM devices WHERE last_ts = %s"
-                        " AND device_id LIKE 'lp-truck-%%'", (parsed(ts),))[0][0] == 2)
+                wait_for(partial(query, db, "SELECT 1 FROM devices WHERE last_ts = %s"
+                                 " AND device_id LIKE 'lp-truck-%%' HAVING count(*) = 2",
+                                 (parsed(ts),)))
                 if first_eta is None:
                     first_eta = wait_for(lambda: stored(db, on_time)[0])
             msg = next_eta(ws, on_time)

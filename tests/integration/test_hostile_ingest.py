@@ -99,9 +99,10 @@ def test_each_poison_between_good_fixes_with_restarts(settings: Settings) -> Non
                              (topic_of(settings, "device", f"good-{r}-{i}-b"), good(n))]
             publish(settings.mqtt_url or "", messages)
             for i, (kind, _, expected) in enumerate(poisons):
-                wait_for(lambda r=r, i=i: positions(settings, f"good-{r}-{i}-b") == 1)
+                good_b = f"good-{r}-{i}-b"
                 poison_topic = topic_of(settings, kind, f"poison-{r}-{i}")
-                wait_for(lambda t=poison_topic, e=expected: dead_letters(settings, t) == e)
+                wait_for(lambda: positions(settings, good_b) == 1)  # noqa: B023 (waited here)
+                wait_for(lambda: dead_letters(settings, poison_topic) == expected)  # noqa: B023
                 assert positions(settings, f"good-{r}-{i}-a") == 1
     # after one more restart nothing is redelivered: each poison stayed dead-lettered once
     with running_ingest(settings):
@@ -122,7 +123,7 @@ def test_bad_optional_fields_are_stored_named(settings: Settings) -> None:
             (topic_of(settings, "device", f"kept-{i}"), payload)
             for i, (payload, _) in enumerate(KEPT)])
         for i in range(len(KEPT)):
-            wait_for(lambda i=i: positions(settings, f"kept-{i}") == 1)
+            wait_for(lambda: positions(settings, f"kept-{i}") == 1)  # noqa: B023 (waited here)
     for i, (_, invalid) in enumerate(KEPT):
         [(attrs, seq, accuracy)] = query(
             settings.database_url or "", "SELECT attrs, seq, accuracy FROM positions"
@@ -240,8 +241,7 @@ def test_ingest_loads_corridors_the_api_built(settings: Settings, http: httpx.Cl
 def test_an_unexpected_error_on_one_message_dead_letters_only_it(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     import ingest.pipeline as pipeline
-
-    decode = pipeline.decode_position
+    from shiptrack.decode import decode_position as decode
 
     def crashing(device_id: str, *args: Any) -> Any:
         if device_id == "crash":

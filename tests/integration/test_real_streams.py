@@ -264,6 +264,7 @@ def test_a_track_of_1000_fixes_in_17_minutes_keeps_its_points(settings: Settings
     body = http.get("/api/v1/devices/long/track?max_points=100").json()  # default: 24 h
     assert body["downsampled"] and 95 <= len(body["items"]) <= 100
     assert body["items"][-1]["ts"] == iso(datetime.fromisoformat(drive[-1]["ts"]))
-    half = {"max_points": 50, "from": iso(now - timedelta(seconds=510)), "to": iso(now)}
+    half: dict[str, str | int] = {"max_points": 50, "to": iso(now),
+                                  "from": iso(now - timedelta(seconds=510))}
     window = http.get("/api/v1/devices/long/track", params=half).json()
     assert 45 <= len(window["items"]) <= 50  # the second half, at its own resolution

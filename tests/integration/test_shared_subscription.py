@@ -10,7 +10,7 @@ import httpx
 
 from shiptrack.config import Settings
 from shiptrack.embedded import free_port
-from tests.helpers import ingest_process, publish, query, wait_for
+from tests.helpers import ingest_process, publish, publish_until, query, wait_for
 from tests.integration.test_durability import assert_exactly, messages, stored
 
 
@@ -35,8 +35,7 @@ def test_two_processes_split_the_stream_and_store_it_once(durable: Settings) -> 
         wait_for(lambda: all(received(p) >= 0 for p in ports), timeout=20)
         probe = messages(shared, 0, 1)
         # both members subscribed once a probe, re-sent, has landed and each is serving
-        wait_for(lambda: publish(shared.mqtt_url or "", probe) or stored(shared) == 1,
-                 timeout=30, interval=0.5)
+        publish_until(shared.mqtt_url or "", probe, lambda: stored(shared) == 1)
         publish(shared.mqtt_url or "", messages(shared, 1, 1999))
         wait_for(lambda: stored(shared) == 2000, timeout=60)
         counts = [received(p) for p in ports]

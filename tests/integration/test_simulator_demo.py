@@ -22,7 +22,6 @@ from shiptrack.config import Settings
 from simulator.cli import app
 from simulator.provision import Api, ProvisionError
 from tests.helpers import running_api, running_ingest, wait_for
-from tests.integration.test_simulator_publish import TARGET, broker_reachable
 
 TOKEN = "test-admin-token"
 
@@ -123,9 +122,8 @@ class RecordingApi:
         self.server.server_close()
 
 
-@pytest.mark.skipif(not broker_reachable(TARGET), reason=f"no broker at {TARGET.url}")
 @pytest.mark.parametrize("refuse_geofence_ids", [False, True])
-def test_demo_provisions_fences_and_shipments_per_trip(tmp_path: Path,
+def test_demo_provisions_fences_and_shipments_per_trip(tmp_path: Path, mqtt_url: str,
                                                        refuse_geofence_ids: bool) -> None:
     stub = RecordingApi(refuse_geofence_ids)
     trips = tmp_path / "trips.jsonl"
@@ -134,7 +132,7 @@ def test_demo_provisions_fences_and_shipments_per_trip(tmp_path: Path,
             "--scenario", "demo", "--devices", "4", "--seed", "9", "--trips-per-truck", "2",
             "--max-leg-km", "300", "--speed", "20000", "--park-s", "60", "--duration", "30",
             "--device-prefix", f"demo{uuid.uuid4().hex[:6]}-", "--api-url", stub.url,
-            "--token", TOKEN, "--mqtt-url", TARGET.url,
+            "--token", TOKEN, "--mqtt-url", mqtt_url,
             "--topic-prefix", f"test-{uuid.uuid4().hex[:8]}/", "--trips", str(trips)])
     finally:
         stub.close()

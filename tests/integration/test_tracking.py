@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from shiptrack.config import Settings
 from tests.helpers import (
     ingest_process,
     publish,
+    publish_until,
     query,
     running_api,
     running_ingest,
@@ -125,6 +127,18 @@ def stored(settings: Settings) -> int:
     return int(query(settings.database_url or "", "SELECT count(*) FROM positions")[0][0])
 
 
+def all_processed(settings: Settings) -> None:
+    """Publish a fix of a device of its own (far from every fence) and wait until ingest
+    has stored it. Ingest reads its topics in order over one session and commits a batch's
+    events with its positions, so all that was published before has been processed then:
+    what the story holds now is all it will hold."""
+    device = f"sentinel-{uuid.uuid4().hex[:8]}"
+    publish(settings.mqtt_url or "", [(topic(settings, device),
+                                       json.dumps(point(0, 0.0, lat=0.0)).encode())])
+    wait_for(lambda: query(settings.database_url or "",
+                           "SELECT count(*) FROM devices WHERE device_id = %s", (device,))[0][0])
+
+
 def delivered(settings: Settings, device: str) -> bool:
     assert settings.database_url
     return bool(query(settings.database_url, "SELECT count(*) FROM shipments WHERE"
@@ -140,7 +154,7 @@ def test_a_trip_through_origin_corridor_and_destination(settings: Settings,
             publish(settings.mqtt_url or "", [(topic(settings, "truck-1"),
                                                json.dumps(f).encode()) for f in trip()])
             wait_for(lambda: len(story(settings, "truck-1")) >= len(EXPECTED))
-            time.sleep(0.3)  # nothing more arrives
+            all_processed(settings)  # nothing more arrives
         assert story(settings, "truck-1") == EXPECTED
         shipment = http.get(f"/api/v1/shipments/{ships['truck-1']}").json()
         assert shipment["status"] == "delivered"
@@ -202,7 +216,7 @@ def test_boundary_jitter_makes_one_enter(settings: Settings, http: httpx.Client)
         assert settings.database_url
         wait_for(lambda: query(settings.database_url or "", "SELECT count(*) FROM positions")[
             0][0] == len(fixes))
-        time.sleep(0.3)
+        all_processed(settings)
     assert story(settings, "jittery") == [("geofence.enter", 156, "gate")]
 
 
@@ -216,8 +230,7 @@ def test_restart_mid_trip_repeats_nothing(settings: Settings, http: httpx.Client
     proc = ingest_process(settings)
     try:
         # re-sent until stored: then the session exists (a repeated fix is no event)
-        wait_for(lambda: publish(settings.mqtt_url or "", first[:1]) or stored(settings) > 0,
-                 timeout=30, interval=0.5)
+        publish_until(settings.mqtt_url or "", first[:1], lambda: stored(settings) > 0)
         publish(settings.mqtt_url or "", first[1:])
         wait_for(lambda: ("shipment.milestone", 690.0, "in_transit") in story(settings,
                                                                                "truck-9"))
@@ -230,7 +243,7 @@ def test_restart_mid_trip_repeats_nothing(settings: Settings, http: httpx.Client
         wait_for(lambda: delivered(settings, "truck-9"), timeout=30)
         publish(settings.mqtt_url or "", first + rest)  # duplicates: stored once, no events
         wait_for(lambda: len(story(settings, "truck-9")) >= len(EXPECTED))
-        time.sleep(1.0)
+        all_processed(settings)
     finally:
         proc.kill()
         proc.wait(10)
@@ -367,6 +380,19 @@ def test_offline_sweep_and_back_online(settings: Settings, http: httpx.Client) -
         assert online["data"]["offline_since"] == offline["data"]["last_seen"]
 
 
+def probe(settings: Settings, device: str, start: int, done: Callable[[], object]) -> int:
+    """Fixes of ``device`` at (8.0, 50.0), one second apart from ``start``, each waited
+    for until stored, until ``done()``; the second of the fix after which it was."""
+    for sec in range(start, start + 600):
+        publish(settings.mqtt_url or "", [(topic(settings, device), json.dumps(
+            point(sec, 8.0, lat=50.0)).encode())])
+        wait_for(partial(query, settings.database_url or "", "SELECT 1 FROM positions"
+                         " WHERE device_id = %s AND ts = %s", (device, at(sec))))
+        if done():
+            return sec
+    pytest.fail("600 fixes and still not done")
+
+
 def test_geofence_changes_reach_a_running_ingest(settings: Settings,
                                                  http: httpx.Client) -> None:
     cfg = fast(settings, geofence_debounce_s=0)
@@ -379,15 +405,13 @@ def test_geofence_changes_reach_a_running_ingest(settings: Settings,
             "type": "Feature", "geometry": {"type": "Point", "coordinates": [8.0, 50.0]},
             "properties": {"name": "late fence", "radius_m": 100}})
         fid = r.json()["id"]
-        time.sleep(0.8)  # a few reload periods
-        publish(settings.mqtt_url or "", [(topic(settings, "d1"), json.dumps(
-            point(10, 8.0, lat=50.0)).encode())])
-        wait_for(lambda: story(settings, "d1") == [("geofence.enter", 10, "late fence")])
+        # the running ingest takes the new fence in within a reload period: its first fix
+        # processed after that enters
+        entered = probe(settings, "d1", 10, lambda: story(settings, "d1"))
+        assert story(settings, "d1") == [("geofence.enter", entered, "late fence")]
         moved = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [9.0, 50.0]},
                  "properties": {"name": "late fence", "radius_m": 100}}
         assert http.put(f"/api/v1/geofences/{fid}", json=moved).status_code == 200
-        time.sleep(0.8)
-        publish(settings.mqtt_url or "", [(topic(settings, "d1"), json.dumps(
-            point(20, 8.0, lat=50.0)).encode())])
-        wait_for(lambda: len(story(settings, "d1")) == 2)
-    assert story(settings, "d1")[1] == ("geofence.exit", 20, "late fence")
+        left = probe(settings, "d1", entered + 1, lambda: len(story(settings, "d1")) > 1)
+    assert story(settings, "d1") == [("geofence.enter", entered, "late fence"),
+                                     ("geofence.exit", left, "late fence")]

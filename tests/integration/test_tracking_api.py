@@ -224,7 +224,7 @@ def test_shipment_lifecycle_over_rest(http: httpx.Client, settings: Settings) ->
 def test_shipment_input_is_checked(http: httpx.Client) -> None:
     base = {"reference": "R", "device_id": "d1", "origin": {"lat": 1, "lon": 2},
             "destination": {"lat": 1.5, "lon": 2}}
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"origin": {"lat": 91, "lon": 2}}, "origin.lat 91.0 is outside -90..90"),
         ({"origin": {"lon": 2}}, "origin needs lat and lon"),
         ({"destination": {"geofence_id": "gf_missing"}}, "no geofence 'gf_missing'"),

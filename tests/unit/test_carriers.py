@@ -59,7 +59,8 @@ def test_karrio_table_covers_karrio() -> None:
 def test_every_aftership_row_through_a_webhook() -> None:
     hook = fixture("aftership_tracking_update.json")
     template = hook["msg"]["checkpoints"][0]
-    rows = [(tag, None, m) for tag, m in mapping.AFTERSHIP_TAGS.items()]
+    rows: list[tuple[str, str | None, Meaning]] = [
+        (tag, None, m) for tag, m in mapping.AFTERSHIP_TAGS.items()]
     rows += [(sub.split("_")[0], sub, m) for sub, m in mapping.AFTERSHIP_SUBTAGS.items()]
     hook["msg"]["checkpoints"] = [
         {**template, "tag": tag, "subtag": sub, "message": f"row {i}",
@@ -75,7 +76,8 @@ def test_every_aftership_row_through_a_webhook() -> None:
 def test_every_easypost_row_through_an_event() -> None:
     event = fixture("easypost_tracker_updated.json")
     template = event["result"]["tracking_details"][0]
-    rows = [(status, None, m) for status, m in mapping.EASYPOST_STATUSES.items()]
+    rows: list[tuple[str, str | None, Meaning]] = [
+        (status, None, m) for status, m in mapping.EASYPOST_STATUSES.items()]
     rows += [("in_transit", detail, Meaning("in_transit", m.code, "in transit"))
              for detail, m in mapping.EASYPOST_DETAILS.items()]
     event["result"]["tracking_details"] = [
@@ -91,7 +93,8 @@ def test_every_easypost_row_through_an_event() -> None:
 
 
 def test_every_karrio_row_through_tracking_details() -> None:
-    rows = [(status, None, m) for status, m in mapping.KARRIO_STATUSES.items()]
+    rows: list[tuple[str, str | None, Meaning]] = [
+        (status, None, m) for status, m in mapping.KARRIO_STATUSES.items()]
     rows += [("on_hold", reason, Meaning(None, m.code, "on hold"))
              for reason, m in mapping.KARRIO_REASONS.items()]
     details = {"tracking_number": "1Z999", "carrier_name": "ups", "events": [
@@ -202,7 +205,9 @@ def test_accounts() -> None:
                               "consumer_secret": "s", "requests_per_minute": 10}})
     assert found["dhl"].credentials == {"consumer_key": "k", "consumer_secret": "s"}
     assert found["dhl"].per_minute == 10
-    for bad in ({"dhl": {}}, {"dhl": {"connector": "x", "requests_per_minute": -1}}):
+    bads: list[dict[str, dict[str, object]]] = [
+        {"dhl": {}}, {"dhl": {"connector": "x", "requests_per_minute": -1}}]
+    for bad in bads:
         with pytest.raises(ValueError):
             accounts(copy.deepcopy(bad))
 

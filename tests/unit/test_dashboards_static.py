@@ -1,4 +1,5 @@
-"""The web pages in dashboards/static: assets exist, scripts use only SPEC endpoints.
+"""The web pages in dashboards/static: assets exist, scripts use only the API's endpoints
+(read from the app's routes, with the query parameters each declares).
 
 The API serves ``index.html`` at ``/``, ``track.html`` at ``/t/{tracking_token}`` and the
 folder at ``/static/``; the pages are plain HTML and ES modules, no build step.
@@ -14,35 +15,49 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from fastapi import routing
+
+from api.app import create_app
+from shiptrack.config import Settings
 
 STATIC = Path(__file__).resolve().parents[2] / "dashboards" / "static"
 PAGES = ("index.html", "track.html")
 SCRIPTS = sorted(str(p.relative_to(STATIC)) for p in STATIC.rglob("*.js")
                  if "vendor" not in p.parts)
 
-# SPEC paths (with {param} placeholders) and the query parameters each one takes.
-SPEC_ENDPOINTS: dict[str, set[str]] = {
-    "/api/v1/devices": {"cursor"},
-    "/api/v1/devices/{}": set(),
-    "/api/v1/devices/{}/track": {"from", "to", "max_points"},
-    "/api/v1/geofences": {"cursor"},
-    "/api/v1/geofences/{}": set(),
-    "/api/v1/shipments": {"status", "at_risk", "cursor"},
-    "/api/v1/shipments/{}": set(),
-    "/api/v1/events": {"since", "type", "device_id", "shipment_id", "limit", "cursor"},
-    "/api/v1/webhooks": {"cursor"},
-    "/api/v1/webhooks/{}": set(),
-    "/api/v1/track/{}": set(),
-    "/ws/fleet": {"token", "ticket"},
-    "/ws/track/{}": set(),
-    # the exceptions queue (SPEC, web pages) and the contracts of the parallel issues
-    "/api/v1/exceptions": {"state", "limit", "cursor", "device_id", "shipment_id"},
-    "/api/v1/exceptions/{}/acknowledge": set(),
-    "/api/v1/ws-tickets": set(),
-    "/api/v1/devices/{}/credentials": set(),
-    "/api/v1/owntracks/users/{}/credentials": set(),
-    "/api/v1/track/{}/subscriptions": set(),
-}
+# Query parameters a WebSocket handler reads from ``ws.query_params`` itself, so its route
+# does not declare them (checked against the source below).
+WS_QUERY: dict[str, set[str]] = {"/ws/fleet": {"token", "ticket"}}
+
+
+def app_endpoints() -> dict[str, set[str]]:
+    """The app's ``/api/`` and ``/ws/`` paths (``{param}`` as ``{}``) and the query
+    parameters each takes, read from its routes."""
+    unused = Settings(database_url="postgresql://unused@127.0.0.1:1/unused",
+                      mqtt_url="mqtt://127.0.0.1:1")
+    app = create_app(unused, "x" * 24)  # only to list its routes: nothing is started
+    found: dict[str, set[str]] = {}
+    for context in routing.iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, routing.APIRoute | routing.APIWebSocketRoute):
+            continue
+        path = re.sub(r"\{[^}]+\}", "{}", context.path or "")
+        if path.startswith(("/api/", "/ws/")):
+            found.setdefault(path, set()).update(
+                p.alias for p in route.dependant.query_params)
+    for path, params in WS_QUERY.items():
+        found[path] |= params
+    return found
+
+
+ENDPOINTS = app_endpoints()
+
+
+def test_the_websocket_query_parameters_are_read_by_the_api() -> None:
+    source = "".join(p.read_text() for p in (STATIC.parents[1] / "api").glob("*.py"))
+    for params in WS_QUERY.values():
+        for name in params:
+            assert f'query_params.get("{name}")' in source, name
 
 
 class Refs(HTMLParser):
@@ -115,15 +130,15 @@ def endpoints(source: str) -> list[str]:
     return found
 
 
-def test_scripts_use_only_spec_endpoints() -> None:
+def test_scripts_use_only_the_apis_endpoints() -> None:
     seen = set()
     for name in SCRIPTS:
         for url in endpoints(js(name)):
             path, _, query = url.partition("?")
-            assert path in SPEC_ENDPOINTS, f"{name}: {path} is not a SPEC endpoint"
+            assert path in ENDPOINTS, f"{name}: {path} is not an endpoint of the API"
             params = {part.split("=")[0] for part in query.split("&") if part}
             params.discard("{}")  # a query string built elsewhere (URLSearchParams)
-            assert params <= SPEC_ENDPOINTS[path], f"{name}: {url}"
+            assert params <= ENDPOINTS[path], f"{name}: {url}"
             seen.add(path)
     assert {
         "/api/v1/devices",

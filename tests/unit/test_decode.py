@@ -8,13 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shiptrack.decode import Invalid, decode_position, parse_ts
+from shiptrack.fix import Fix, Rejection
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 TOPIC = "shiptrack/v1/devices/truck-1/position"
 LIMIT = 256 * 1024
 
 
-def decode(payload: object) -> tuple[list, list]:
+def decode(payload: object) -> tuple[list[Fix], list[Rejection]]:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     out = decode_position("truck-1", TOPIC, raw, NOW, LIMIT)
     return out.fixes, out.rejections

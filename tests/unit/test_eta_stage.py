@@ -101,6 +101,7 @@ def test_a_big_move_is_announced_against_the_last_announced_eta() -> None:
             for i in range(2)]
     out = run(s, late, [sh])
     assert types(out) == ["shipment.eta_changed"]
+    assert announced is not None
     assert out.events[0].data["previous_eta"] == announced.isoformat().replace("+00:00", "Z")
 
 

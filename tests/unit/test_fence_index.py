@@ -121,7 +121,7 @@ def test_many_fences_and_points_vectorised() -> None:
     pairs = index.classify(lats, lons, np.full(n, 10.0))
     found = {(int(f), int(k)) for f, k in zip(pairs.fix, pairs.fence, strict=True)}
     assert found
-    expected = set()
+    expected: set[tuple[int, int]] = set()
     for f in range(n):
         d = geodesy.haversine_m(lats[f], lons[f], index.center_lat, index.center_lon)
         expected.update((f, int(k)) for k in np.nonzero(d <= 1990.0)[0])

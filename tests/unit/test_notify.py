@@ -43,7 +43,7 @@ CONTEXT = {"reference": "PO-<42>", "ts": "2026-12-01T13:05:00Z",
 
 
 def msgids() -> set[str]:
-    return {m[2] for m in extract_from_dir(
+    return {str(m[2]) for m in extract_from_dir(
         str(TEMPLATES), method_map=[("**.txt", "jinja2"), ("**.html", "jinja2")],
         options_map={"**": {"extensions": "jinja2.ext.i18n"}})}
 
@@ -108,8 +108,9 @@ def test_templates_are_overridden_from_a_directory(tmp_path: Path) -> None:
     assert "zugestellt" in mail.text  # the others are still the package's
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+        second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_quiet_hours() -> None:

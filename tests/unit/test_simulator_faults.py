@@ -37,7 +37,7 @@ def within(events: int, chances: int, p: float) -> bool:
 def chaos() -> tuple[Fleet, list[tuple[datetime, Message]]]:
     fleet = Fleet(200, seed=11, config=FleetConfig(faults=RATES,
                                                    tracker=TrackerConfig(interval_s=INTERVAL)))
-    sent = []
+    sent: list[tuple[datetime, Message]] = []
     for k in range(300):
         now = T0 + timedelta(seconds=k * INTERVAL)
         sent.extend((now, m) for m in fleet.tick(now))

@@ -28,7 +28,7 @@ HUBS = {h.name: h for h in CITIES}
 
 
 def run(fleet: Fleet, interval_s: float, hours: float) -> list[bytes]:
-    out = []
+    out: list[bytes] = []
     for k in range(int(hours * 3600 / interval_s)):
         out.extend(m.payload for m in fleet.tick(T0 + timedelta(seconds=k * interval_s)))
     return out
