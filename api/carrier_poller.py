@@ -35,7 +35,7 @@ from shiptrack.carriers.polling import (
     interval_s,
 )
 from shiptrack.config import Settings
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries.tracking import FINAL_SQL
 
 log = logging.getLogger("shiptrack.api")
 LEASE_S = 300.0

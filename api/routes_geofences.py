@@ -16,7 +16,7 @@ from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.pagination import id_page
 from api.tracking_schemas import FEATURE_EXAMPLE, Geofence, GeofenceList
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries.tracking import FINAL_SQL
 from shiptrack.events import new_id
 from shiptrack.geofences import FenceSpec, GeofenceError, corridor_wkb, parse_feature
 

@@ -34,7 +34,7 @@ from api.tracking_schemas import (
     ShipmentPatch,
     Status,
 )
-from shiptrack.db import tracking_sql as q
+from shiptrack.db.queries import tracking as q
 from shiptrack.events import (
     SHIPMENT_EXCEPTION,
     SHIPMENT_EXCEPTION_CLEARED,

@@ -24,8 +24,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.errors import ApiError, error_responses
 from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
-from shiptrack.db import tracking_sql as q
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries import tracking as q
+from shiptrack.db.queries.tracking import FINAL_SQL
 from shiptrack.shipments import IN_TRANSIT
 
 router = APIRouter(prefix="/api/v1", tags=["public tracking"])
