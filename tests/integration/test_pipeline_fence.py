@@ -106,8 +106,7 @@ def test_fence_lost_on_the_message_by_message_path_writes_no_dead_letter(
     guards each message's transaction and the dead letter's ("crash" first: the fence
     refuses the dead letter itself)."""
     import ingest.pipeline as module
-
-    decode = module.decode_position
+    from shiptrack.decode import decode_position as decode
 
     def crashing(device_id: str, *args: Any) -> Any:
         if device_id == "crash":
