@@ -65,7 +65,8 @@ class FenceLost(Exception):
 
 class _FenceFailed(Exception):
     """A fence raised something else: not about the batch's content (never retried
-    message by message, never dead-lettered); ``process`` raises the original."""
+    message by message, never dead-lettered); ``process`` closes the connection and
+    raises the original (a transient database error is retried by the caller)."""
 
 
 @dataclass(slots=True)
@@ -234,9 +235,9 @@ class Pipeline:
             if fence is not None:
                 try:
                     fence(self.conn)
-                except (FenceLost, psycopg.Error):
+                except FenceLost:
                     raise
-                except Exception as exc:
+                except Exception as exc:  # also a database error: never the batch's fault
                     raise _FenceFailed() from exc
 
     def _reload(self, force: bool = False) -> None:
