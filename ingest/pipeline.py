@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import psycopg
@@ -46,6 +46,7 @@ log = logging.getLogger("shiptrack.ingest")
 _encoder = msgspec.json.Encoder()
 Conn = psycopg.Connection[Any]
 Fence = Callable[[Conn], None]
+T = TypeVar("T")
 
 
 class Source(Protocol):
@@ -105,9 +106,23 @@ def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int,
     return out
 
 
-def live_message(fixes: list[Fix]) -> bytes:
-    """The republished payload: a JSON array of position objects (README, live topics)."""
-    return _encoder.encode(fixes)
+# A live message stays well under the broker's max_packet_size (1 MiB in the project's
+# Mosquitto config): a larger one makes the broker drop ingest's connection.
+LIVE_MAX_BYTES = 256 * 1024
+
+
+def live_payloads(items: Sequence[T], encode: Callable[[Sequence[T]], bytes],
+                  limit: int = LIVE_MAX_BYTES) -> Iterator[bytes]:
+    """The republished payloads (README, live topics): ``encode(items)``, a JSON array,
+    split in order into as many arrays as it takes for each to fit in ``limit`` bytes
+    (one item larger than that goes alone)."""
+    payload = encode(items)
+    if len(payload) <= limit or len(items) <= 1:
+        yield payload
+        return
+    half = len(items) // 2
+    yield from live_payloads(items[:half], encode, limit)
+    yield from live_payloads(items[half:], encode, limit)
 
 
 class Pipeline:
@@ -282,13 +297,9 @@ class Pipeline:
         self._committed(results, written, moved)
         self.source.ack(batch)
         self._count(batch, decoded, written, committed)
-        if live:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_POSITIONS,
-                                live_message(live))
+        self._publish(LIVE_POSITIONS, live, _encoder.encode)
         self._publish_events(written.events)
-        if eta.messages:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_ETA,
-                                _encoder.encode(eta.messages))
+        self._publish(LIVE_ETA, eta.messages, _encoder.encode)
 
     def _committed(self, results: Batch, written: Written,
                    moved: dict[str, DeviceTrack]) -> None:
@@ -352,10 +363,14 @@ class Pipeline:
         merged.rows.sort(key=lambda r: r.shipment_id)
         return merged
 
+    def _publish(self, topic: str, items: Sequence[T],
+                 encode: Callable[[Sequence[T]], bytes]) -> None:
+        """After the commit: ``items`` on a live topic, in messages the broker takes."""
+        for payload in live_payloads(items, encode) if items else ():
+            self.source.publish(self.settings.mqtt_topic_prefix + topic, payload)
+
     def _publish_events(self, events: list[Event]) -> None:
-        if events:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_EVENTS,
-                                encode_events(events))
+        self._publish(LIVE_EVENTS, events, encode_events)
 
     def sweep(self, fence: Fence | None = None) -> None:
         """The periodic part of tracking: notice geofence/shipment changes, and send

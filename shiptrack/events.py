@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +62,7 @@ EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(Eve
 _encoder = msgspec.json.Encoder()
 
 
-def encode_events(events: list[Event]) -> bytes:
+def encode_events(events: Sequence[Event]) -> bytes:
     """The live-topic payload: a JSON array of events."""
     return _encoder.encode(events)
 
