@@ -21,10 +21,9 @@ from shiptrack.config import Settings
 from shiptrack.eta.geo import haversine_m
 from shiptrack.events import Event
 from shiptrack.fix import Rejection
-from shiptrack.shipments import CLEARED_WHEN_FINAL, Limit
+from shiptrack.shipments import Limit
 
 MAX_MARGIN_M = 250.0  # a fix's accuracy beyond this widens the edge band no further
-CLEARED_ON_DELIVERY = CLEARED_WHEN_FINAL  # by any final status
 
 
 @dataclass(frozen=True, slots=True)

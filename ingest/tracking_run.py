@@ -29,7 +29,6 @@ from prometheus_client import Counter
 
 from ingest.fence_index import classify_shapes
 from ingest.tracking_model import (
-    CLEARED_ON_DELIVERY,
     MAX_MARGIN_M,
     Area,
     DeviceState,
@@ -62,6 +61,7 @@ from shiptrack.events import Event
 from shiptrack.fix import Fix, Rejection
 from shiptrack.scans import Scan, scan_action, unknown_reference
 from shiptrack.shipments import (
+    CLEARED_WHEN_FINAL,
     DETECTOR_CODES,
     DEVICE,
     FINAL,
@@ -183,7 +183,7 @@ class Run:
                                 self.status.get(ship.id, status), data, geofence_id)
         self.out.items.append(MilestoneOp(ship.id, kind, ts, source, dict(data), event))
         if kind in FINAL:
-            for cleared in CLEARED_ON_DELIVERY:
+            for cleared in CLEARED_WHEN_FINAL:  # by any final status
                 self.out.exceptions.append(ExceptionOp(ship.id, cleared, False, ts))
         return True
 

@@ -75,3 +75,11 @@ def test_the_rest_scan_kinds_are_the_scan_kinds() -> None:
     from shiptrack.shipments import SCAN_KINDS
 
     assert get_args(ScanIn.model_fields["kind"].annotation) == tuple(SCAN_KINDS)
+
+
+def test_the_decoder_validates_every_optional_number_of_a_fix() -> None:
+    from shiptrack.decode import KNOWN_NUMERIC, RANGES
+    from shiptrack.fix import sql_type
+
+    numbers = [n for n in POSITION_FIELDS if sql_type(n) == "float8" and n not in ("lat", "lon")]
+    assert list(KNOWN_NUMERIC) == numbers and list(RANGES) == numbers
