@@ -120,9 +120,9 @@ def live_payloads(items: Sequence[T], encode: Callable[[Sequence[T]], bytes],
     if len(payload) <= limit or len(items) <= 1:
         yield payload
         return
-    half = len(items) // 2
-    yield from live_payloads(items[:half], encode, limit)
-    yield from live_payloads(items[half:], encode, limit)
+    size = -(-len(items) // (len(payload) // limit + 1))  # parts of about limit bytes
+    for i in range(0, len(items), size):
+        yield from live_payloads(items[i:i + size], encode, limit)
 
 
 class Pipeline:
