@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import psycopg
@@ -51,9 +52,23 @@ def month_start(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _row(fix: Fix, fields: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(Jsonb(v) if n in JSON_FIELDS and v is not None else v
-                 for n in fields for v in (getattr(fix, n),))
+class _Rows:
+    """COPY rows of these fields of fixes (jsonb ones wrapped)."""
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.values = attrgetter(*fields)
+        self.json = [i for i, n in enumerate(fields) if n in JSON_FIELDS]
+
+    def __call__(self, fix: Fix) -> list[Any]:
+        row = list(self.values(fix))
+        for i in self.json:
+            if row[i] is not None:
+                row[i] = Jsonb(row[i])
+        return row
+
+
+_POSITION_ROW = _Rows(POSITION_FIELDS)
+_DEVICE_ROW = _Rows(LAST_POSITION_FIELDS)
 
 
 class BatchStore:
@@ -92,7 +107,7 @@ class BatchStore:
         with cur.copy(pq.COPY_POSITIONS) as cp:
             cp.set_types(pq.POSITION_TYPES)
             for f in fixes:
-                cp.write_row(_row(f, POSITION_FIELDS))
+                cp.write_row(_POSITION_ROW(f))
         cur.execute(pq.INSERT_POSITIONS)
         return len(cur.fetchall())
 
@@ -106,7 +121,7 @@ class BatchStore:
             with cur.copy(pq.COPY_DEVICES) as cp:
                 cp.set_types(pq.DEVICE_TYPES)
                 for f in newest.values():
-                    cp.write_row(_row(f, LAST_POSITION_FIELDS))
+                    cp.write_row(_DEVICE_ROW(f))
             cur.execute(pq.UPSERT_DEVICES)
         others = sorted({f.device_id for f in fixes} - newest.keys())
         if others:
