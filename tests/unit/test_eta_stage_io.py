@@ -25,6 +25,7 @@ def test_process_reads_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     def no_io(*args: Any) -> Any:
         raise AssertionError("a file was looked at")
 
+    stage._history_checked -= RELOAD_EVERY_S + 1  # due for a look
     monkeypatch.setattr(module, "_mtime", no_io)
     monkeypatch.setattr(History, "load", no_io)
     ship = ShipmentTrack(id="shp_1", reference="R1", device_id="d1", status="in_transit",
@@ -35,4 +36,4 @@ def test_process_reads_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     out = stage.process(fixes, {"d1": [ship]}, anchor=lambda a: (a.lat, a.lon))
     assert [r.shipment_id for r in out.rows] == ["shp_1"]
     with pytest.raises(AssertionError, match="a file was looked at"):
-        stage.reload_history(stage._history_checked + RELOAD_EVERY_S + 1)
+        stage.reload_history()
