@@ -23,8 +23,8 @@ from psycopg.types.json import Jsonb
 
 from api.tracking_io import bump_shipments, record_milestone
 from shiptrack.carriers.updates import CarrierUpdate, Checkpoint
-from shiptrack.db import tracking_sql as q
 from shiptrack.db.queries import carriers as carrier_sql
+from shiptrack.db.queries import tracking as q
 from shiptrack.events import SHIPMENT_EXCEPTION, SHIPMENT_EXCEPTION_CLEARED, Event, make_event
 from shiptrack.shipments import CARRIER
 

@@ -11,10 +11,8 @@ dead letter.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
-from psycopg import AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -22,11 +20,12 @@ from api.auth import Admin
 from api.errors import ApiError, error_responses
 from api.tracking_io import bump_shipments, publish_events, record_milestone, store_events
 from api.tracking_schemas import Milestone, ScanIn, ScanResult
-from shiptrack.db import tracking_sql as q
+from shiptrack.db.queries import positions as pq
+from shiptrack.db.queries import tracking as q
 from shiptrack.decode import Invalid
 from shiptrack.events import Event
-from shiptrack.scans import Scan, scan_exception, validate_scan
-from shiptrack.shipments import HUB, RANK, SCAN, SCAN_EXCEPTIONS, SCAN_KINDS
+from shiptrack.scans import scan_action, unknown_reference, validate_scan
+from shiptrack.shipments import SCAN
 
 router = APIRouter(prefix="/api/v1", tags=["scans"])
 TOPIC = "POST /api/v1/scans"
@@ -42,47 +41,34 @@ async def post_scan(request: Request, _: Admin, body: ScanIn) -> ScanResult:
                              datetime.now(UTC))
     except Invalid as exc:
         raise ApiError(422, str(exc)) from exc
-    data: dict[str, Any] = {"scanner_id": scan.scanner_id}
-    if scan.lat is not None and scan.lon is not None:
-        data.update(lat=scan.lat, lon=scan.lon)
+    recorded: list[Event] = []
     async with request.app.state.pool.connection() as conn, conn.transaction(), \
             conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT id, reference, device_id, status FROM shipments"
-                          " WHERE reference = %s FOR UPDATE", (scan.shipment_ref,))
+        await cur.execute(q.SHIPMENT_BY_REFERENCE, (scan.shipment_ref,))
         ship = await cur.fetchone()
         if ship is None:  # a dead letter, committed; the caller is told below
-            await cur.execute(q.DEAD_LETTER, ("http", TOPIC, "unknown_shipment",
-                                              f"no shipment with reference "
-                                              f"{scan.shipment_ref[:100]!r}", raw))
-        recorded: list[Event] = []
-        stored: list[Event] = []
-        if ship is not None and SCAN_KINDS[scan.kind] in SCAN_EXCEPTIONS:
-            stored = await store_events(cur, await open_scan_exception(cur, ship, scan, data))
-            await bump_shipments(cur)
-        elif ship is not None:
-            kind = SCAN_KINDS[scan.kind]
-            events: list[Event | None] = []
-            if kind == HUB and RANK[ship["status"]] < RANK["in_transit"]:
-                events.append(await record_milestone(cur, ship, "in_transit", scan.ts, SCAN,
-                                                     data))
-            events.append(await record_milestone(cur, ship, kind, scan.ts, SCAN, data))
-            recorded = [e for e in events if e is not None]
-            stored = await store_events(cur, recorded)
-            if recorded:
+            await cur.execute(pq.DEAD_LETTER, ("http", TOPIC, "unknown_shipment",
+                                               unknown_reference(scan.shipment_ref), raw))
+            stored: list[Event] = []
+        else:
+            action = scan_action(scan, ship["id"], ship["device_id"], ship["status"])
+            x = action.exception
+            events: list[Event] = [] if x is None else [x.event]
+            if x is not None:  # damaged or lost: an exception with that code
+                await cur.execute(q.OPEN_EXCEPTION, {
+                    "shipment_id": ship["id"], "kind": x.kind, "since": scan.ts,
+                    "reason": x.reason, "data": Jsonb(action.data), "code": x.code})
+            for kind in action.milestones:
+                event = await record_milestone(cur, ship, kind, scan.ts, SCAN, action.data)
+                if event is not None:
+                    recorded.append(event)
+            stored = await store_events(cur, events + recorded)
+            if x is not None or recorded:
                 await bump_shipments(cur)
     if ship is None:  # the dead letter is committed; the caller is told
         raise ApiError(404, f"no shipment with reference {scan.shipment_ref!r}",
                        "unknown_shipment")
     await publish_events(request.app, stored)
     return ScanResult(shipment_id=ship["id"], status=ship["status"], recorded=[
-        Milestone(ts=e.ts, kind=e.data["kind"], source=SCAN, data=data) for e in recorded])
-
-
-async def open_scan_exception(cur: AsyncCursor[Any], ship: dict[str, Any], scan: Scan,
-                              data: dict[str, Any]) -> list[Event]:
-    """A ``damaged`` or ``lost`` scan: an open exception with that code, and its event."""
-    x = scan_exception(scan, ship["id"], ship["device_id"], data)
-    await cur.execute(q.OPEN_EXCEPTION, {"shipment_id": ship["id"], "kind": x.kind,
-                                         "since": scan.ts, "reason": x.reason,
-                                         "data": Jsonb(data), "code": x.code})
-    return [x.event]
+        Milestone(ts=e.ts, kind=e.data["kind"], source=SCAN, data=action.data)
+        for e in recorded])

@@ -34,8 +34,8 @@ from api.tracking_schemas import (
     ShipmentPatch,
     Status,
 )
-from shiptrack.db import tracking_sql as q
 from shiptrack.db.queries import shipments as shipment_sql
+from shiptrack.db.queries import tracking as q
 from shiptrack.events import (
     SHIPMENT_EXCEPTION,
     SHIPMENT_EXCEPTION_CLEARED,

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field
+import msgspec
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, create_model
+
+from shiptrack.fix import SHOWN_FIELDS, UNITS, Fix
 
 
-class Position(BaseModel):
-    ts: datetime
-    lat: float
-    lon: float
-    speed: float | None = Field(None, description="m/s")
-    heading: float | None = Field(None, description="degrees from north")
-    accuracy: float | None = Field(None, description="metres")
-    alt: float | None = Field(None, description="metres")
-    battery: float | None = Field(None, description="0..1")
-    sensors: dict[str, Any] | None = None
+def fields_of(struct: type[msgspec.Struct], names: Iterable[str], *, required: bool = False,
+              docs: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """pydantic field definitions of these fields of a domain struct (its one
+    definition): its types; required as there (or all of them), the others default to
+    None; ``docs``: descriptions."""
+    wanted = list(names)
+    found = {f.name: f for f in msgspec.structs.fields(struct)}
+    out: dict[str, Any] = {}
+    for name in wanted:
+        f = found[name]
+        doc = (docs or {}).get(name)
+        out[name] = (f.type, Field(... if required or f.required else None, description=doc))
+    return out
+
+
+# A position as the API shows it: the fields of shiptrack.fix.Fix that a position shows.
+_Position: Any = create_model("Position", **fields_of(
+    Fix, [n for n in SHOWN_FIELDS if n != "device_id"], docs=UNITS))
+
+
+class Position(_Position):  # type: ignore[misc]
+    pass
 
 
 class Device(BaseModel):

@@ -1,6 +1,8 @@
 """What the tracking routes share: recording a milestone the way ingest does (one guarded
-statement, ``shiptrack.db.tracking_sql``), storing events, and publishing them on the
-live events topic after commit so that every stream and webhook sees them."""
+statement, ``shiptrack.db.queries.tracking``; its event from
+``shiptrack.shipments.milestone_event``), storing events (``INSERT_EVENTS``), and
+publishing them on the live events topic after commit so that every stream and webhook
+sees them."""
 
 from __future__ import annotations
 
@@ -10,11 +12,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from psycopg import AsyncCursor
-from psycopg.types.json import Jsonb
 
-from shiptrack.db import tracking_sql as q
-from shiptrack.events import Event, encode_events, make_event
-from shiptrack.shipments import CLEARED_WHEN_FINAL, FINAL, HUB
+from shiptrack.db.queries import tracking as q
+from shiptrack.events import Event, encode_events
+from shiptrack.shipments import CLEARED_WHEN_FINAL, FINAL, HUB, milestone_event
 from shiptrack.topics import LIVE_EVENTS
 
 log = logging.getLogger("shiptrack.api")
@@ -26,10 +27,7 @@ async def store_events(cur: AsyncCursor[Any], events: list[Event]) -> list[Event
     if not events:
         return []
     async with cur.connection.cursor() as plain:
-        await plain.execute(q.INSERT_EVENTS, (
-            [e.id for e in events], [e.ts for e in events], [e.type for e in events],
-            [e.device_id for e in events], [e.shipment_id for e in events],
-            [e.geofence_id for e in events], [Jsonb(e.data) for e in events]))
+        await plain.execute(q.INSERT_EVENTS, q.event_params(events))
         stored = {str(r[0]) for r in await plain.fetchall()}
     return [e for e in events if e.id in stored]
 
@@ -46,15 +44,11 @@ async def record_milestone(cur: AsyncCursor[Any], ship: dict[str, Any], kind: st
             return None
         ts = row[1]
         if kind in FINAL:
-            await plain.execute("DELETE FROM shipment_exceptions WHERE shipment_id = %s"
-                                " AND kind = ANY(%s)", (ship["id"], list(CLEARED_WHEN_FINAL)))
+            await plain.execute(q.CLOSE_EXCEPTIONS, (ship["id"], list(CLEARED_WHEN_FINAL)))
     status = ship["status"] if kind == HUB else kind
     ship["status"] = status
-    body = {"kind": kind, "source": source, "reference": ship["reference"], "status": status,
-            **data}
-    return make_event("shipment.milestone", ts, device_id=ship["device_id"],
-                      shipment_id=ship["id"], data=body,
-                      discriminator=kind + str(data.get("scanner_id", "")))
+    return milestone_event(ship["id"], ship["reference"], ship["device_id"], kind, ts, source,
+                           status, data)
 
 
 async def bump_shipments(cur: AsyncCursor[Any]) -> None:

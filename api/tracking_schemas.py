@@ -9,7 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+
+from api.schemas import fields_of
+from shiptrack.events import EVENT_FIELDS, Event
 
 # the same lists as shiptrack.shipments.STATUSES / EXCEPTION_CODES (checked by a test)
 Status = Literal["created", "picked_up", "in_transit", "out_for_delivery", "delivered",
@@ -174,22 +177,20 @@ class ShipmentList(BaseModel):
     next_cursor: str | None
 
 
-class EventOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
+# An event as the API lists it: every field of shiptrack.events.Event (its one shape),
+# and when it was stored.
+_EventOut: Any = create_model(
+    "EventOut", __config__=ConfigDict(json_schema_extra={"examples": [{
         "id": "evt_01JDX4M2QZ8T5R3W9K6N1B7C0A", "type": "geofence.enter",
         "ts": "2026-11-26T10:00:00Z", "device_id": "truck-17", "shipment_id": None,
         "geofence_id": "gf_01JDX4M2QZ8T5R3W9K6N1B7C0B",
         "data": {"name": "Berlin hub", "lat": 52.52, "lon": 13.405},
-        "created_at": "2026-11-26T10:00:01Z"}]})
+        "created_at": "2026-11-26T10:00:01Z"}]}),
+    **fields_of(Event, EVENT_FIELDS, required=True), created_at=(datetime, ...))
 
-    id: str
-    type: str
-    ts: datetime
-    device_id: str | None
-    shipment_id: str | None
-    geofence_id: str | None
-    data: dict[str, Any]
-    created_at: datetime
+
+class EventOut(_EventOut):  # type: ignore[misc]
+    pass
 
 
 class EventList(BaseModel):

@@ -4,15 +4,17 @@ accepted fixes (``shiptrack.eta``, docs/ETA.md "Integration (ingest)"; the decis
 in docs/DESIGN.md "ETA in ingest").
 
 ``EtaStage.process`` takes the fixes that advanced their devices' live positions (in
-time order) and the active shipments of each device, and returns an ``EtaOutcome``: the
-shipment fields to write, the events (``shipment.eta_changed``, ``shipment.at_risk``,
+time order), the active shipments of each device and where a place is (both from the
+batch's ``TrackingView``, passed in), and returns an ``EtaOutcome``: the shipment fields
+to write, the events (``shipment.eta_changed``, ``shipment.at_risk``,
 ``shipment.at_risk_cleared``) and the ``eta`` stream messages. It is pure: no I/O, and
 it works on copies of the per-device ``Motion`` and per-shipment ``Progress``, so nothing
 is applied until ``commit`` (after the batch's transaction committed); a batch that fails
 leaves the stage as it was, and the same fixes give the same events with the same ids.
 
 A newer history file (``shiptrack eta-learn`` rewrites ``SHIPTRACK_ETA_HISTORY``) is
-taken without a restart: ``process`` looks at the file's mtime at most every
+taken without a restart: the pipeline calls ``reload_history`` before each batch (the
+one method here that reads a file), which looks at the file's mtime at most every
 ``RELOAD_EVERY_S`` and swaps the estimator's history between two batches.
 
 Per batch: every fix is observed (the device's motion) and followed along the routes of
@@ -114,7 +116,7 @@ def load_history(path: str | None) -> History:
 
 
 class EtaStage:
-    def __init__(self, estimator: EtaEstimator, anchor: Anchor,
+    def __init__(self, estimator: EtaEstimator, anchor: Anchor = lambda area: None,
                  change: timedelta = timedelta(minutes=10),
                  basis: AtRiskBasis = "eta_high", history_path: str | None = None,
                  threshold: float = 0.5) -> None:
@@ -122,7 +124,7 @@ class EtaStage:
         self.history_path = history_path  # reloaded when its mtime changes
         self._history_mtime = _mtime(history_path)
         self._history_checked = time.monotonic()
-        self.anchor = anchor  # a destination's point (a geofence's: Tracker.area_anchor)
+        self.anchor = anchor  # a destination's point, unless process is given one
         self.change = change
         self.basis = basis
         self.threshold = threshold  # late_probability that makes at_risk (basis)
@@ -135,7 +137,8 @@ class EtaStage:
         self.first: dict[str, datetime] = {}  # eta_first as committed
 
     @classmethod
-    def from_settings(cls, settings: Settings, anchor: Anchor) -> EtaStage:
+    def from_settings(cls, settings: Settings,
+                      anchor: Anchor = lambda area: None) -> EtaStage:
         return cls(EtaEstimator(load_history(settings.eta_history)), anchor,
                    timedelta(minutes=settings.eta_change_minutes), settings.at_risk_basis,
                    settings.eta_history, settings.at_risk_probability)
@@ -164,11 +167,12 @@ class EtaStage:
     # the batch -------------------------------------------------------------------------
 
     def process(self, fixes: Sequence[Fix], shipments: Mapping[str, Iterable[ShipmentTrack]],
-                skip: Iterable[str] = ()) -> EtaOutcome:
+                skip: Iterable[str] = (), anchor: Anchor | None = None) -> EtaOutcome:
         """``fixes``: the batch's live fixes in ts order; ``shipments``: the active ones of
-        each device; ``skip``: shipments not to estimate (delivered in this batch)."""
-        self.reload_history()
+        each device; ``skip``: shipments not to estimate (delivered in this batch);
+        ``anchor``: a destination's point (``TrackingView.area_anchor``)."""
         out = EtaOutcome(dropped=set(skip))
+        point = anchor or self.anchor
         per_device: dict[str, list[Fix]] = defaultdict(list)
         for f in fixes:
             per_device[f.device_id].append(f)
@@ -178,7 +182,7 @@ class EtaStage:
             motion = Motion() if before is None else msgspec.structs.replace(before)
             work = [w for s in shipments.get(device_id, ())
                     if s.id not in out.dropped and s.status not in FINAL
-                    and (w := self._work(s)) is not None]
+                    and (w := self._work(s, point)) is not None]
             for f in seen[:-1]:
                 estimator.observe(motion, f)
                 t = f.ts.timestamp()
@@ -194,11 +198,12 @@ class EtaStage:
         out.rows.sort(key=lambda r: r.shipment_id)
         return out
 
-    def _work(self, ship: ShipmentTrack) -> tuple[ShipmentTrack, Plan, Progress] | None:
+    def _work(self, ship: ShipmentTrack,
+              anchor: Anchor) -> tuple[ShipmentTrack, Plan, Progress] | None:
         """The shipment's plan (remade when its route or destination changed, and then
         its progress starts afresh) and a copy of its progress; None without a usable
         destination."""
-        destination = self.anchor(ship.destination)
+        destination = anchor(ship.destination)
         if destination is None:
             return None
         planned = self.plans.get(ship.id)
@@ -269,6 +274,21 @@ class EtaStage:
         self.announced.clear()
         self.at_risk.clear()
         self.first.clear()
+
+    def forget(self, device_ids: Iterable[str] | None = None,
+               shipment_ids: Iterable[str] = ()) -> None:
+        """Drop the motion of these devices and the progress and alert state of these
+        shipments (None: everything), so that they start from what was committed."""
+        if device_ids is None:
+            self.motions.clear()
+            self.progress.clear()
+            self.forget_alerts()
+            return
+        for d in device_ids:
+            self.motions.pop(d, None)
+        for sid in shipment_ids:
+            for table in (self.progress, self.announced, self.at_risk, self.first):
+                table.pop(sid, None)
 
 
 def _mtime(path: str | None) -> int | None:

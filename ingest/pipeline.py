@@ -1,32 +1,38 @@
 """The data path of ingest, one batch at a time:
 
-    broker messages -> decode (by topic) -> outliers / live position -> tracking
-    (geofences, milestones, exceptions) -> store (one transaction: positions, devices,
-    dead letters, events, tracking state) -> ack to the broker -> republish the live
-    fixes and the new events
+    broker messages -> decode (by topic) -> outliers / live position -> load what
+    tracking reads (``ingest.loader``) -> tracking and the ETA stage (pure, over the
+    batch's ``TrackingView``) -> one ``Batch`` of results written by ``BatchStore`` in
+    one transaction (positions, devices, dead letters, milestones, events, exceptions,
+    tracking state, ETAs; then the caller's ``fence``) -> commit -> the caches take the
+    committed results -> ack to the broker -> republish the live fixes and new events
 
-Decoding is pure; ``Pipeline.process`` owns the order of the side effects, so that a
-message is acknowledged only once what it carried is committed, and an event is
-published only once it is stored.
+Decoding, outliers, tracking and the ETA stage are pure; ``Pipeline`` owns the
+connection, the transaction and the order of the side effects, so that a message is
+acknowledged only once what it carried is committed, and an event is published only
+once it is stored.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import psycopg
 
 from ingest import metrics
 from ingest.eta_stage import EtaOutcome, EtaStage
-from ingest.mqtt_source import Inbound, MqttSource
+from ingest.loader import Caches, Loader
+from ingest.mqtt_source import Inbound
 from ingest.outliers import DeviceTrack, Rules, advance, seed
-from ingest.store import PositionStore
-from ingest.tracking import MilestoneOp, Outcome, Tracker, TrackingConfig
-from ingest.tracking_store import Caches, TrackingStore, Written
+from ingest.store import Batch, BatchStore, Written
+from ingest.tracking import MilestoneOp, Outcome, Tracker, TrackingConfig, TrackingView
 from shiptrack.config import Settings
 from shiptrack.decode import Decoded, decode_position
 from shiptrack.events import Event, encode_events
@@ -38,6 +44,30 @@ from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS, route_topic
 
 log = logging.getLogger("shiptrack.ingest")
 _encoder = msgspec.json.Encoder()
+Conn = psycopg.Connection[Any]
+Fence = Callable[[Conn], None]
+T = TypeVar("T")
+
+
+class Source(Protocol):
+    """Where batches come from (``ingest.mqtt_source.MqttSource``, or any other broker's
+    with the same shape): acknowledged once committed; republished to after."""
+
+    def ack(self, batch: list[Inbound]) -> object: ...
+
+    def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+class FenceLost(Exception):
+    """Raised by a ``fence``: this process may no longer commit for the batch's devices
+    (another owns them now). The batch is rolled back, nothing of it is acknowledged,
+    published or dead-lettered, and the pipeline forgets its cached per-device state."""
+
+
+class _FenceFailed(Exception):
+    """A fence raised something else: not about the batch's content (never retried
+    message by message, never dead-lettered); ``process`` closes the connection and
+    raises the original (a transient database error is retried by the caller)."""
 
 
 @dataclass(slots=True)
@@ -76,67 +106,114 @@ def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int,
     return out
 
 
-def live_message(fixes: list[Fix]) -> bytes:
-    """The republished payload: a JSON array of position objects (README, live topics)."""
-    return _encoder.encode(fixes)
+# A live message stays well under the broker's max_packet_size (1 MiB in the project's
+# Mosquitto config): a larger one makes the broker drop ingest's connection.
+LIVE_MAX_BYTES = 256 * 1024
+
+
+def live_payloads(items: Sequence[T], encode: Callable[[Sequence[T]], bytes],
+                  limit: int = LIVE_MAX_BYTES) -> Iterator[bytes]:
+    """The republished payloads (README, live topics): ``encode(items)``, a JSON array,
+    split in order into as many arrays as it takes for each to fit in ``limit`` bytes
+    (one item larger than that goes alone)."""
+    payload = encode(items)
+    if len(payload) <= limit or len(items) <= 1:
+        yield payload
+        return
+    size = -(-len(items) // (len(payload) // limit + 1))  # parts of about limit bytes
+    for i in range(0, len(items), size):
+        yield from live_payloads(items[i:i + size], encode, limit)
 
 
 class Pipeline:
-    """Owns the database connection of ingest; ``process`` raises only transient
-    database errors (the caller reconnects and retries the same batch)."""
+    """Owns the database connection of ingest and the batch's transaction; ``process``
+    raises only transient database errors (the caller reconnects and retries the same
+    batch), ``FenceLost``, and what a fence raised."""
 
-    def __init__(self, settings: Settings, source: MqttSource, database_url: str) -> None:
+    def __init__(self, settings: Settings, source: Source, database_url: str) -> None:
         self.settings = settings
         self.source = source
         self.database_url = database_url
-        self.store: PositionStore | None = None
+        self.conn: Conn | None = None
+        self.store: BatchStore | None = None
+        self.loader: Loader | None = None
         self.last: dict[str, DeviceTrack] = {}  # the outlier filter's state, per device
         self.outlier_rules = Rules(settings.max_speed_kmh / 3.6, settings.outlier_confirm_fixes)
         self.tracker = Tracker(TrackingConfig.from_settings(settings))
-        self.tracking: TrackingStore | None = None
         self._caches = Caches()
-        self.eta = EtaStage.from_settings(settings, self.tracker.area_anchor)
+        self.eta = EtaStage.from_settings(settings)
 
-    def connect(self) -> PositionStore:
-        if self.store is None:
-            conn = psycopg.connect(self.database_url, connect_timeout=5)
-            self.store = PositionStore(conn)
-            self.tracking = TrackingStore(
-                conn, self.tracker, self._caches, self.settings.route_corridor_m,
-                self.settings.sensor_excursion_s, self.settings.tracking_reload_s)
-            self.tracking.refresh(force=True)
-        return self.store
+    def connect(self) -> tuple[BatchStore, Loader]:
+        if self.store is None or self.loader is None:
+            conn = psycopg.connect(self.database_url, connect_timeout=5, autocommit=True)
+            self.conn = conn
+            self.store = BatchStore(conn)
+            self.loader = Loader(conn, self._caches, self.settings.route_corridor_m,
+                                 self.settings.sensor_excursion_s,
+                                 self.settings.tracking_reload_s)
+            self._reload(force=True)
+        return self.store, self.loader
 
     def close(self) -> None:
-        if self.store is not None:
-            self.store.conn.close()
-            self.store = None
-            self.tracking = None
-            self.tracker.reset_states()  # reloaded from what was committed
-            self.eta.forget_alerts()
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.store = self.loader = None
+        self.tracker.forget()  # reloaded from what was committed
+        self.eta.forget_alerts()
 
-    def process(self, batch: list[Inbound]) -> None:
+    def forget(self, device_ids: Iterable[str] | None = None) -> None:
+        """Drop the cached per-device state of these devices (None: all): the outlier
+        filter's track, tracking's device state, the ETA stage's motion and its alert
+        state of their shipments; all are loaded from the database when next seen."""
+        if device_ids is None:
+            self.last.clear()
+            self.tracker.forget()
+            self.eta.forget()
+            return
+        devices = set(device_ids)
+        for d in devices:
+            self.last.pop(d, None)
+        shipments = [s.id for d in devices for s in self.tracker.by_device.get(d, ())]
+        self.tracker.forget(devices)
+        self.eta.forget(devices, shipments)
+
+    def process(self, batch: list[Inbound], fence: Fence | None = None) -> None:
         """Decode, store in one transaction, ack, publish. A batch that fails for its
         content (the database refuses it, or anything unexpected: not the database being
         down) is retried message by message, and a message that still fails is
-        dead-lettered: bad input never blocks the stream (docs/RELIABILITY.md)."""
+        dead-lettered: bad input never blocks the stream (docs/RELIABILITY.md).
+        ``fence(conn)`` runs in each transaction just before its commit (docstring of
+        ``FenceLost``)."""
         try:
-            self._process(batch)
-        except Exception as exc:
-            if _transient(exc):
-                self.close()
+            try:
+                self._process(batch, fence)
+            except (FenceLost, _FenceFailed):
                 raise
-            log.warning("a batch of %d messages failed (%s: %s); retrying message by "
-                        "message", len(batch), type(exc).__name__, _first_line(exc))
-            for message in batch:
-                self._process_one(message)
+            except Exception as exc:
+                if _transient(exc):
+                    self.close()
+                    raise
+                log.warning("a batch of %d messages failed (%s: %s); retrying message by "
+                            "message", len(batch), type(exc).__name__, _first_line(exc))
+                for message in batch:
+                    self._process_one(message, fence)
+        except FenceLost:
+            log.warning("the fence refused a batch of %d messages; its cached state is "
+                        "dropped", len(batch))
+            self.forget()
+            raise
+        except _FenceFailed as exc:
+            self.close()
+            raise exc.__cause__ or exc from None
 
-    def _process_one(self, message: Inbound) -> None:
+    def _process_one(self, message: Inbound, fence: Fence | None) -> None:
         """One message; when it fails for its content, one dead letter for it
         (``storage_refused``, or ``internal_error`` naming the exception) and an ack."""
         try:
-            self._process([message])
+            self._process([message], fence)
             return
+        except (FenceLost, _FenceFailed):
+            raise
         except Exception as exc:
             if _transient(exc):
                 self.close()
@@ -149,9 +226,12 @@ class Pipeline:
                 reason, detail = "internal_error", f"{type(exc).__name__}: {_first_line(exc)}"
         refused = Decoded()
         refused.reject(reason, detail, message.topic, message.payload)
-        self._rollback()
         try:
-            self.connect().write([], [], refused.rejections)
+            store, _ = self.connect()
+            with self._transaction(fence):
+                store.write(Batch(rejections=refused.rejections))
+        except (FenceLost, _FenceFailed):
+            raise
         except Exception as exc:
             if _transient(exc):
                 self.close()
@@ -161,18 +241,40 @@ class Pipeline:
         self.source.ack([message])
         metrics.REJECTED.labels(reason).inc()
 
-    def _rollback(self) -> None:
-        """Leave no failed transaction behind on the connection (an error inside one)."""
-        if self.store is not None and not self.store.conn.closed:
-            try:
-                self.store.conn.rollback()
-            except psycopg.Error:
-                self.close()
+    @contextmanager
+    def _transaction(self, fence: Fence | None) -> Iterator[Conn]:
+        """The batch's transaction; ``fence(conn)`` just before its commit."""
+        assert self.conn is not None
+        with self.conn.transaction():
+            yield self.conn
+            if fence is not None:
+                try:
+                    fence(self.conn)
+                except FenceLost:
+                    raise
+                except Exception as exc:  # also a database error: never the batch's fault
+                    raise _FenceFailed() from exc
 
-    def _process(self, batch: list[Inbound]) -> None:
-        store = self.connect()
-        tracking = self._tracking()
-        tracking.refresh()
+    def _reload(self, force: bool = False) -> None:
+        """Take the fences and shipments that changed (``ingest.loader``)."""
+        assert self.loader is not None
+        found = self.loader.reload(force=force, stale=self.tracker.stale)
+        if found.fences is not None:
+            self.tracker.set_fences(found.fences)
+        if found.shipments is not None:
+            self.tracker.set_shipments(found.shipments)
+
+    def _view(self, loader: Loader, device_ids: Iterable[str],
+              scans: Iterable[Scan] = ()) -> TrackingView:
+        """What tracking reads for the batch, loaded now (never while it runs)."""
+        wanted = self.tracker.wanted(device_ids, scans)
+        return self.tracker.view(wanted, loader.states(wanted.missing),
+                                 loader.known_references(wanted.unknown))
+
+    def _process(self, batch: list[Inbound], fence: Fence | None) -> None:
+        store, loader = self.connect()
+        self._reload()
+        self.eta.reload_history()
         metrics.RECEIVED.inc(len(batch))
         now = datetime.now(UTC)
         decoded = decode_batch(
@@ -180,58 +282,52 @@ class Pipeline:
         )
         unknown = {f.device_id for f in decoded.fixes} - self.last.keys()
         if unknown:
-            self.last.update(seed(store.load_last(unknown)))
+            self.last.update(seed(loader.last_fixes(unknown)))
         live, moved = advance(decoded.fixes, self.last, self.outlier_rules)
-        outcome = self._track(tracking, live, decoded.scans, now)
+        view = self._view(loader, (f.device_id for f in live), decoded.scans)
+        outcome = self._track(view, live, decoded.scans, now)
         decoded.rejections.extend(outcome.rejections)
-        eta = self._eta(live, outcome)
-        written: list[Written] = []
-        eta_events: list[Event] = []
-
-        def within() -> None:
-            written.append(tracking.write(outcome))
-            eta_events.extend(tracking.write_eta(eta))
-
+        eta = self._eta(view, live, outcome)
+        results = Batch(decoded.fixes, live, decoded.rejections, outcome, eta)
         started = time.perf_counter()
-        result = store.write(decoded.fixes, live, decoded.rejections, within=within)
+        with self._transaction(fence):
+            written = store.write(results)
         committed = time.time()
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-        self.last.update(moved)
-        self.tracker.commit(outcome, written[0].applied)
-        self.eta.commit(eta)
+        self._committed(results, written, moved)
         self.source.ack(batch)
-        self._count(batch, decoded, result.inserted, result.duplicates, committed)
-        if live:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_POSITIONS,
-                                live_message(live))
-        self._publish_events(written[0].events + eta_events)
-        if eta.messages:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_ETA,
-                                _encoder.encode(eta.messages))
+        self._count(batch, decoded, written, committed)
+        self._publish(LIVE_POSITIONS, live, _encoder.encode)
+        self._publish_events(written.events)
+        self._publish(LIVE_ETA, eta.messages, _encoder.encode)
 
-    def _track(self, tracking: TrackingStore, live: list[Fix], scans: list[Scan],
+    def _committed(self, results: Batch, written: Written,
+                   moved: dict[str, DeviceTrack]) -> None:
+        """The caches take what was committed."""
+        assert self.store is not None
+        self.store.committed(written)
+        self.last.update(moved)
+        self.tracker.commit(results.tracking, written.applied)
+        self.eta.commit(results.eta)
+
+    def _track(self, view: TrackingView, live: list[Fix], scans: list[Scan],
                now: datetime) -> Outcome:
         """The tracker's outcome; a bug in it costs only the events and cached state of
         the device (or scan) it failed on, never the positions, and never other devices'
-        events (database errors propagate like the store's own)."""
+        events."""
         try:
-            return self.tracker.process(tracking, live, scans, now)
-        except psycopg.Error:
-            raise
+            return self.tracker.process(view, live, scans, now)
         except Exception:
             log.exception("tracking failed on a batch of %d fixes and %d scans; retrying "
                           "device by device", len(live), len(scans))
         merged = Outcome()
         for name, fixes, alone in _apart(live, scans):
             try:
-                part = self.tracker.process(tracking, fixes, alone, now)
-            except psycopg.Error:
-                raise
+                part = self.tracker.process(view, fixes, alone, now)
             except Exception:
                 log.exception("tracking failed for %s; its events of this batch are lost",
                               name)
-                for f in fixes:
-                    self.tracker.states.pop(f.device_id, None)  # reloaded when next seen
+                self.tracker.forget({f.device_id for f in fixes})  # reloaded when next seen
                 continue
             merged.items.extend(part.items)
             merged.exceptions.extend(part.exceptions)
@@ -239,7 +335,7 @@ class Pipeline:
             merged.rejections.extend(part.rejections)
         return merged
 
-    def _eta(self, live: list[Fix], outcome: Outcome) -> EtaOutcome:
+    def _eta(self, view: TrackingView, live: list[Fix], outcome: Outcome) -> EtaOutcome:
         """The ETA stage's outcome for the batch (shipments delivered in it excluded); a
         bug in it costs the ETAs of the device it failed on, never the positions."""
         if not live:
@@ -247,18 +343,14 @@ class Pipeline:
         delivered = {item.shipment_id for item in outcome.items
                      if isinstance(item, MilestoneOp) and item.kind in FINAL}
         try:
-            return self.eta.process(live, self.tracker.by_device, delivered)
-        except psycopg.Error:
-            raise
+            return self.eta.process(live, view.by_device, delivered, view.area_anchor)
         except Exception:
             log.exception("the ETA stage failed on a batch of %d fixes; retrying device by "
                           "device", len(live))
         merged = EtaOutcome(dropped=set(delivered))
         for name, fixes, _ in _apart(live, []):
             try:
-                part = self.eta.process(fixes, self.tracker.by_device, delivered)
-            except psycopg.Error:
-                raise
+                part = self.eta.process(fixes, view.by_device, delivered, view.area_anchor)
             except Exception:
                 log.exception("the ETA stage failed for %s; its ETAs are skipped", name)
                 continue
@@ -271,46 +363,47 @@ class Pipeline:
         merged.rows.sort(key=lambda r: r.shipment_id)
         return merged
 
-    def _tracking(self) -> TrackingStore:
-        self.connect()
-        assert self.tracking is not None
-        return self.tracking
+    def _publish(self, topic: str, items: Sequence[T],
+                 encode: Callable[[Sequence[T]], bytes]) -> None:
+        """After the commit: ``items`` on a live topic, in messages the broker takes."""
+        for payload in live_payloads(items, encode) if items else ():
+            self.source.publish(self.settings.mqtt_topic_prefix + topic, payload)
 
     def _publish_events(self, events: list[Event]) -> None:
-        if events:
-            self.source.publish(self.settings.mqtt_topic_prefix + LIVE_EVENTS,
-                                encode_events(events))
+        self._publish(LIVE_EVENTS, events, encode_events)
 
-    def sweep(self) -> None:
+    def sweep(self, fence: Fence | None = None) -> None:
         """The periodic part of tracking: notice geofence/shipment changes, and send
         ``device.offline`` for live devices silent for ``SHIPTRACK_OFFLINE_AFTER_S``.
-        Raises only transient database errors (like ``process``)."""
+        Raises only transient database errors (like ``process``) and ``FenceLost``."""
         try:
-            store, tracking = self.connect(), self._tracking()
-            tracking.refresh()
+            store, loader = self.connect()
+            self._reload()
             now = datetime.now(UTC)
-            silent = tracking.offline_candidates(now - self.tracker.config.offline_after)
+            silent = loader.offline_candidates(now - self.tracker.config.offline_after)
             if not silent:
                 return
-            outcome: Outcome = self.tracker.sweep(tracking, silent, now)
-            with store.conn.transaction():
-                written = tracking.write(outcome)
-        except psycopg.Error as exc:
+            view = self._view(loader, (d for d, _ in silent))
+            outcome: Outcome = self.tracker.sweep(view, silent, now)
+            with self._transaction(fence):
+                written = store.write(Batch(tracking=outcome))
+        except FenceLost:
+            self.forget()
+            raise
+        except (psycopg.Error, _FenceFailed) as exc:
             self.close()
-            if is_transient(exc):
+            if isinstance(exc, psycopg.Error) and is_transient(exc):
                 raise
-            log.error("tracking sweep failed: %s", exc)
+            log.error("tracking sweep failed: %s", exc.__cause__ or exc)
             return
         self.tracker.commit(outcome, written.applied)
         self._publish_events(written.events)
 
-    def _count(
-        self, batch: list[Inbound], decoded: Decoded, inserted: int, duplicates: int,
-        committed: float,
-    ) -> None:
+    def _count(self, batch: list[Inbound], decoded: Decoded, written: Written,
+               committed: float) -> None:
         metrics.BATCH_SIZE.observe(len(batch))
-        metrics.STORED.inc(inserted)
-        metrics.DUPLICATES.inc(duplicates)
+        metrics.STORED.inc(written.inserted)
+        metrics.DUPLICATES.inc(written.duplicates)
         metrics.OUTLIERS.inc(sum(1 for f in decoded.fixes if f.outlier))
         for r in decoded.rejections:
             metrics.REJECTED.labels(r.reason).inc(r.count)

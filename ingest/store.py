@@ -1,168 +1,188 @@
-"""Writing a batch in one transaction: positions by binary COPY, devices' last position
-(never backwards), dead letters. Duplicates (same device and ts) are dropped by the
-primary key; the caller acknowledges the batch to the broker only after ``write``
-returns, so a crash anywhere before loses nothing.
+"""Writing one batch's results (``Batch``) inside the caller's transaction: positions by
+binary COPY, devices' last position (never backwards), dead letters, and what tracking
+and the ETA stage produced (milestones, events, exceptions, device states, shipments'
+ETA fields). The pipeline owns the transaction and acknowledges the batch to the broker
+only once it committed, so a crash anywhere before loses nothing. The SQL is named in
+``shiptrack.db.queries.positions`` and ``shiptrack.db.queries.tracking``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ingest.outliers import LastFix
-from shiptrack.fix import Fix, Rejection
+from ingest.eta_stage import EtaOutcome
+from ingest.tracking_model import MilestoneOp, Outcome, encode_state
+from shiptrack.db.queries import positions as pq
+from shiptrack.db.queries import tracking as q
+from shiptrack.events import Event
+from shiptrack.fix import JSON_FIELDS, LAST_POSITION_FIELDS, POSITION_FIELDS, Fix, Rejection
+from shiptrack.shipments import detector_code
 
-STAGE_SQL = """
-CREATE TEMP TABLE IF NOT EXISTS positions_in
-    (LIKE positions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-POSITION_COLUMNS = (
-    "device_id, ts, lat, lon, speed, heading, accuracy, alt, battery, seq, sensors, attrs, outlier"
-)
-POSITION_TYPES = [
-    "text", "timestamptz", "float8", "float8", "float8", "float8", "float8", "float8",
-    "float8", "int8", "jsonb", "jsonb", "bool",
-]
-INSERT_SQL = f"""
-INSERT INTO positions ({POSITION_COLUMNS})
-SELECT DISTINCT ON (device_id, ts) {POSITION_COLUMNS} FROM positions_in
-ORDER BY device_id, ts
-ON CONFLICT (device_id, ts) DO NOTHING
-RETURNING device_id, ts
-"""
-DEVICE_COLUMNS = (
-    "device_id, last_ts, lat, lon, speed, heading, accuracy, alt, battery, sensors, attrs"
-)
-DEVICE_TYPES = [
-    "text", "timestamptz", "float8", "float8", "float8", "float8", "float8", "float8",
-    "float8", "jsonb", "jsonb",
-]
-STAGE_DEVICES_SQL = """
-CREATE TEMP TABLE IF NOT EXISTS devices_in
-    (LIKE devices INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-UPSERT_DEVICES_SQL = f"""
-INSERT INTO devices AS d ({DEVICE_COLUMNS}, last_received_at)
-SELECT {DEVICE_COLUMNS}, now() FROM devices_in ORDER BY device_id
-ON CONFLICT (device_id) DO UPDATE SET
-    last_ts = excluded.last_ts, lat = excluded.lat, lon = excluded.lon,
-    speed = excluded.speed, heading = excluded.heading, accuracy = excluded.accuracy,
-    alt = excluded.alt, battery = excluded.battery, sensors = excluded.sensors,
-    attrs = excluded.attrs, last_received_at = excluded.last_received_at
-WHERE d.last_ts IS NULL OR d.last_ts < excluded.last_ts
-"""
-TOUCH_DEVICES_SQL = """
-INSERT INTO devices (device_id, last_received_at)
-SELECT id, now() FROM unnest(%s::text[]) AS t(id) ORDER BY id
-ON CONFLICT (device_id) DO UPDATE SET last_received_at = now()
-"""
-DEAD_LETTER_COPY = (
-    "COPY dead_letters (source, topic, reason, detail, payload, count) FROM STDIN"
-)
+Cursor = psycopg.Cursor[Any]
 
 
 @dataclass(slots=True)
-class WriteResult:
-    inserted: int
-    duplicates: int
+class Batch:
+    """Everything one batch writes, in one transaction."""
+
+    fixes: list[Fix] = field(default_factory=list)  # every accepted fix (the history)
+    live: list[Fix] = field(default_factory=list)  # those that moved live positions, ts order
+    rejections: list[Rejection] = field(default_factory=list)  # the dead letters
+    tracking: Outcome = field(default_factory=Outcome)
+    eta: EtaOutcome = field(default_factory=EtaOutcome)
+    source: str = "mqtt"  # dead_letters.source
+
+
+@dataclass(slots=True)
+class Written:
+    inserted: int = 0  # positions newly stored
+    duplicates: int = 0
+    events: list[Event] = field(default_factory=list)  # newly stored, in order
+    applied: set[tuple[str, str, datetime]] = field(default_factory=set)  # milestones taken
+    months: set[datetime] = field(default_factory=set)  # positions partitions ensured
 
 
 def month_start(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-class PositionStore:
-    """One connection; ``write`` is one transaction. Not thread-safe."""
+class _Rows:
+    """COPY rows of these fields of fixes (jsonb ones wrapped)."""
 
-    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.values = attrgetter(*fields)
+        self.json = [i for i, n in enumerate(fields) if n in JSON_FIELDS]
+
+    def __call__(self, fix: Fix) -> list[Any]:
+        row = list(self.values(fix))
+        for i in self.json:
+            if row[i] is not None:
+                row[i] = Jsonb(row[i])
+        return row
+
+
+_POSITION_ROW = _Rows(POSITION_FIELDS)
+_DEVICE_ROW = _Rows(LAST_POSITION_FIELDS)
+
+
+class BatchStore:
+    """One connection; ``write`` runs inside the caller's transaction. Not thread-safe."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
         self._months: set[datetime] = set()
-        conn.execute(STAGE_SQL)
-        conn.execute(STAGE_DEVICES_SQL)
-        conn.commit()
+        with conn.transaction():
+            conn.execute(pq.STAGE_POSITIONS)
+            conn.execute(pq.STAGE_DEVICES)
 
-    def load_last(self, device_ids: Iterable[str]) -> dict[str, LastFix]:
-        rows = self.conn.execute(
-            "SELECT device_id, last_ts, lat, lon, accuracy FROM devices"
-            " WHERE device_id = ANY(%s) AND last_ts IS NOT NULL",
-            (list(device_ids),),
-        ).fetchall()
-        self.conn.commit()
-        return {str(r[0]): LastFix(r[1], r[2], r[3], r[4]) for r in rows}  # type: ignore[arg-type]
-
-    def write(
-        self,
-        fixes: list[Fix],
-        live: list[Fix],
-        rejections: list[Rejection],
-        source: str = "mqtt",
-        within: Callable[[], object] | None = None,
-    ) -> WriteResult:
-        """``within``: more writes of the caller, in the same transaction (tracking)."""
-        inserted = 0
-        with self.conn.transaction():
-            if fixes:
-                inserted = self._write_positions(fixes)
-                self._write_devices(fixes, live)
-            if rejections:
-                self._write_dead_letters(rejections, source)
-            if within is not None:
-                within()
-        self._months.update(month_start(f.ts) for f in fixes)
-        return WriteResult(inserted=inserted, duplicates=len(fixes) - inserted)
-
-    def _write_positions(self, fixes: list[Fix]) -> int:
-        months = {month_start(f.ts) for f in fixes} - self._months
-        if months:
-            self.conn.execute(
-                "SELECT shiptrack_ensure_positions_partitions(%s)", (sorted(months),)
-            )
-        copy_sql = f"COPY positions_in ({POSITION_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+    def write(self, batch: Batch) -> Written:
+        written = Written()
         with self.conn.cursor() as cur:
-            with cur.copy(copy_sql) as cp:
-                cp.set_types(POSITION_TYPES)
-                for f in fixes:
-                    cp.write_row((
-                        f.device_id, f.ts, f.lat, f.lon, f.speed, f.heading, f.accuracy,
-                        f.alt, f.battery, f.seq,
-                        None if f.sensors is None else Jsonb(f.sensors),
-                        None if f.attrs is None else Jsonb(f.attrs),
-                        f.outlier,
-                    ))
-            cur.execute(INSERT_SQL)
-            return len(cur.fetchall())
+            if batch.fixes:
+                written.months = {month_start(f.ts) for f in batch.fixes} - self._months
+                written.inserted = self._positions(cur, batch.fixes, written.months)
+                written.duplicates = len(batch.fixes) - written.inserted
+                self._devices(cur, batch.fixes, batch.live)
+            if batch.rejections:
+                self._dead_letters(cur, batch.rejections, batch.source)
+            written.events = self._tracking(cur, batch.tracking, written)
+            written.events += self._eta(cur, batch.eta)
+        return written
 
-    def _write_devices(self, fixes: list[Fix], live: list[Fix]) -> None:
+    def committed(self, written: Written) -> None:
+        """After the commit: the partitions ``written`` ensured exist."""
+        self._months |= written.months
+
+    # positions -------------------------------------------------------------------------------
+
+    def _positions(self, cur: Cursor, fixes: list[Fix], months: set[datetime]) -> int:
+        if months:
+            cur.execute(pq.ENSURE_PARTITIONS, (sorted(months),))
+        with cur.copy(pq.COPY_POSITIONS) as cp:
+            cp.set_types(pq.POSITION_TYPES)
+            for f in fixes:
+                cp.write_row(_POSITION_ROW(f))
+        cur.execute(pq.INSERT_POSITIONS)
+        return len(cur.fetchall())
+
+    def _devices(self, cur: Cursor, fixes: list[Fix], live: list[Fix]) -> None:
         """Each device's newest live fix becomes its last position (never backwards, also
         against a concurrent ingest process); devices with only older fixes are touched."""
         newest: dict[str, Fix] = {}
         for f in live:
             newest[f.device_id] = f  # live is in ts order: the last one wins
-        with self.conn.cursor() as cur:
-            if newest:
-                with cur.copy(f"COPY devices_in ({DEVICE_COLUMNS}) FROM STDIN (FORMAT BINARY)") \
-                        as cp:
-                    cp.set_types(DEVICE_TYPES)
-                    for f in newest.values():
-                        cp.write_row((
-                            f.device_id, f.ts, f.lat, f.lon, f.speed, f.heading, f.accuracy,
-                            f.alt, f.battery, None if f.sensors is None else Jsonb(f.sensors),
-                            None if f.attrs is None else Jsonb(f.attrs),
-                        ))
-                cur.execute(UPSERT_DEVICES_SQL)
-            others = sorted({f.device_id for f in fixes} - newest.keys())
-            if others:
-                cur.execute(TOUCH_DEVICES_SQL, (others,))
+        if newest:
+            with cur.copy(pq.COPY_DEVICES) as cp:
+                cp.set_types(pq.DEVICE_TYPES)
+                for f in newest.values():
+                    cp.write_row(_DEVICE_ROW(f))
+            cur.execute(pq.UPSERT_DEVICES)
+        others = sorted({f.device_id for f in fixes} - newest.keys())
+        if others:
+            cur.execute(pq.TOUCH_DEVICES, (others,))
 
-    def _write_dead_letters(self, rejections: list[Rejection], source: str) -> None:
-        with self.conn.cursor() as cur, cur.copy(DEAD_LETTER_COPY) as cp:
+    def _dead_letters(self, cur: Cursor, rejections: list[Rejection], source: str) -> None:
+        with cur.copy(pq.COPY_DEAD_LETTERS) as cp:
             for r in rejections:
                 cp.write_row((source, storable_text(r.topic), storable_text(r.reason),
                               storable_text(r.detail), r.payload, r.count))
+
+    # tracking and the ETA stage ----------------------------------------------------------------
+
+    def _tracking(self, cur: Cursor, outcome: Outcome, written: Written) -> list[Event]:
+        """Milestones (guarded), their events and the others, exceptions, states; returns
+        the events newly stored."""
+        events: list[Event] = []
+        for item in outcome.items:
+            if isinstance(item, MilestoneOp):
+                cur.execute(q.RECORD_MILESTONE, q.milestone_params(
+                    item.shipment_id, item.kind, item.ts, item.source, item.data))
+                if cur.fetchone() is not None:
+                    written.applied.add((item.shipment_id, item.kind, item.ts))
+                    events.append(item.event)
+            else:
+                events.append(item)
+        stored = _insert_events(cur, events)
+        for op in outcome.exceptions:
+            cur.execute(q.OPEN_EXCEPTION if op.open else q.CLOSE_EXCEPTION, {
+                "shipment_id": op.shipment_id, "kind": op.kind, "since": op.since,
+                "reason": op.reason, "data": Jsonb(op.data),
+                "code": op.code or detector_code(op.kind)})
+        if outcome.states:
+            cur.executemany(q.UPSERT_STATE, [
+                (d, encode_state(s).decode(), s.live, s.offline)
+                for d, s in sorted(outcome.states.items())])
+        return stored
+
+    def _eta(self, cur: Cursor, outcome: EtaOutcome) -> list[Event]:
+        """The ETA stage's shipment fields in one statement; at risk is an open exception
+        with code ``delayed``; its events like tracking's: returns those newly stored."""
+        if outcome.rows:
+            cur.execute(q.UPDATE_ETAS, outcome.row_arrays())
+        for e in outcome.events:
+            if e.shipment_id and e.type in ("shipment.at_risk", "shipment.at_risk_cleared"):
+                cur.execute(q.OPEN_EXCEPTION if e.type == "shipment.at_risk"
+                            else q.CLOSE_EXCEPTION, {
+                                "shipment_id": e.shipment_id, "kind": "eta.at_risk",
+                                "since": e.ts, "data": Jsonb(e.data), "code": "delayed",
+                                "reason": f"may arrive after the promised "
+                                          f"{e.data.get('promised_by')}"})
+        return _insert_events(cur, outcome.events)
+
+
+def _insert_events(cur: Cursor, events: list[Event]) -> list[Event]:
+    """Insert in order, dropping duplicate ids; returns those newly stored."""
+    if not events:
+        return []
+    cur.execute(q.INSERT_EVENTS, q.event_params(events))
+    stored = {str(r[0]) for r in cur.fetchall()}
+    return [e for e in events if e.id in stored]
 
 
 def storable_text(value: str) -> str:

@@ -1,25 +1,29 @@
 """The data of tracking: its settings, the per-device state it persists, shipments as
-ingest sees them, and the ``Outcome`` of a batch (what the store writes in the batch's
+ingest sees them, the read-only ``TrackingView`` a batch runs over (loaded before it
+runs), and the ``Outcome`` of a batch (what the store writes in the batch's
 transaction)."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from shapely.geometry.base import BaseGeometry
 
+from ingest.fence_index import FenceIndex
 from ingest.tracking_rules import AreaState, Spell, StopState
 from shiptrack.config import Settings
+from shiptrack.eta.geo import haversine_m
 from shiptrack.events import Event
 from shiptrack.fix import Rejection
-from shiptrack.shipments import CLEARED_WHEN_FINAL, Limit
+from shiptrack.shipments import Limit
 
 MAX_MARGIN_M = 250.0  # a fix's accuracy beyond this widens the edge band no further
-CLEARED_ON_DELIVERY = CLEARED_WHEN_FINAL  # by any final status
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +160,33 @@ class Outcome:
         return not (self.items or self.exceptions or self.states)
 
 
-class StateSource(Protocol):
-    """Where the tracker reads what it does not hold (ingest: the database)."""
+# -- what a batch reads ---------------------------------------------------------------------
 
-    def load_states(self, device_ids: list[str]) -> dict[str, DeviceState]: ...
+@dataclass(frozen=True, slots=True)
+class TrackingView:
+    """Everything one batch of tracking reads, loaded before it runs and not changed while
+    it runs: the fences, the active shipments, the committed states of the batch's
+    devices, and which of the batch's scan references name a shipment that is not
+    active (a late scan, not an unknown reference)."""
 
-    def known_references(self, refs: list[str]) -> set[str]: ...
+    index: FenceIndex
+    by_device: Mapping[str, Sequence[ShipmentTrack]]
+    by_reference: Mapping[str, ShipmentTrack]
+    states: Mapping[str, DeviceState] = field(default_factory=dict)
+    known_refs: frozenset[str] = frozenset()
 
+    def area_distance_m(self, area: Area, lat: float, lon: float) -> float:
+        if area.fence_id is None:
+            return max(0.0, haversine_m(lat, lon, area.lat, area.lon) - area.radius_m)
+        i = self.index.by_id.get(area.fence_id)
+        return math.inf if i is None else self.index.distance_m(i, lat, lon)
+
+    def area_anchor(self, area: Area) -> tuple[float, float] | None:
+        """A place's point: a circle's centre, a geofence's anchor (None: no such fence)."""
+        if area.fence_id is None:
+            return area.lat, area.lon
+        i = self.index.by_id.get(area.fence_id)
+        return None if i is None else self.index.anchor(i)
 
 
 def count_types(outcome: Outcome) -> dict[str, int]:

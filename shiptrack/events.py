@@ -8,13 +8,16 @@ stored once. Other records use ``new_id``: the same layout with 80 random bits.
 
 The JSON of an event (stored in ``events``, published on ``shiptrack/v1/live/events``,
 later delivered by webhooks) is
-``{"id", "type", "ts", "device_id", "shipment_id", "geofence_id", "data"}``.
+``{"id", "type", "ts", "device_id", "shipment_id", "geofence_id", "data"}``: the fields of
+``Event``, its one definition (``EVENT_FIELDS``: the columns ``INSERT_EVENTS`` writes, the
+API's ``EventOut``), encoded by ``encode_events`` alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,10 +58,11 @@ class Event(msgspec.Struct, kw_only=True):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in msgspec.structs.fields(Event))
 _encoder = msgspec.json.Encoder()
 
 
-def encode_events(events: list[Event]) -> bytes:
+def encode_events(events: Sequence[Event]) -> bytes:
     """The live-topic payload: a JSON array of events."""
     return _encoder.encode(events)
 
@@ -101,9 +105,3 @@ def make_event(
         type=type_, ts=ts, device_id=device_id, shipment_id=shipment_id,
         geofence_id=geofence_id, data=data or {},
     )
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type, "ts": event.ts, "device_id": event.device_id,
-            "shipment_id": event.shipment_id, "geofence_id": event.geofence_id,
-            "data": event.data}

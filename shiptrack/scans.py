@@ -1,7 +1,9 @@
 """Scans from barcode/RFID readers (SPEC): ``shiptrack/v1/scanners/{scanner_id}/scan`` with
 ``{"ts", "shipment_ref", "lat"?, "lon"?, "kind": "pickup|hub|delivery"}`` (an object or
-an array of them). Pure validation; a scan becomes a milestone of the shipment whose
-``reference`` it names (ingest/tracking.py), an unknown reference a dead letter.
+an array of them). Pure validation, and what a scan does (``scan_action``): the one rule
+for both doors (ingest's MQTT topic and ``POST /api/v1/scans``). A scan becomes a
+milestone of the shipment whose ``reference`` it names, an unknown reference a dead
+letter (``unknown_reference``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from shiptrack.decode import MAX_RAW_KEPT, Invalid, decode_each, load_json, pars
 from shiptrack.events import SHIPMENT_EXCEPTION, Event, make_event
 from shiptrack.fix import Rejection
 from shiptrack.jsontree import as_float, is_number, short
-from shiptrack.shipments import SCAN, SCAN_KINDS
+from shiptrack.shipments import FINAL, HUB, RANK, SCAN, SCAN_EXCEPTIONS, SCAN_KINDS
 
 MAX_REF = 200
 
@@ -90,6 +92,45 @@ def scan_exception(scan: Scan, shipment_id: str, device_id: str | None,
                        data={"code": code, "reason": reason, "kind": "scan", "source": SCAN,
                              **data})
     return ScanException(f"scan:{code}", code, reason, event)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanAction:
+    """What a scan does to the shipment it names, at the shipment's ``status``."""
+
+    data: dict[str, Any]  # the milestones' (and the exception's) data: scanner, place
+    milestones: tuple[str, ...] = ()  # the milestone kinds to record, in this order
+    exception: ScanException | None = None  # a ``damaged`` or ``lost`` scan
+    late: bool = False  # the shipment is final already: the scan changes nothing
+
+
+def scan_data(scan: Scan) -> dict[str, Any]:
+    data: dict[str, Any] = {"scanner_id": scan.scanner_id}
+    if scan.lat is not None and scan.lon is not None:
+        data.update(lat=scan.lat, lon=scan.lon)
+    return data
+
+
+def scan_action(scan: Scan, shipment_id: str, device_id: str | None,
+                status: str) -> ScanAction:
+    """``pickup`` -> ``picked_up``, ``hub`` -> a hub milestone (and ``in_transit`` first if
+    the shipment was not yet), ``delivery`` -> ``delivered``, ...; ``damaged`` and ``lost``
+    raise an exception with that code (status unchanged); nothing once it is final. The
+    milestones are still guarded by the allowed transitions where they are recorded."""
+    data = scan_data(scan)
+    if status in FINAL:
+        return ScanAction(data, late=True)
+    kind = SCAN_KINDS[scan.kind]
+    if kind in SCAN_EXCEPTIONS:
+        return ScanAction(data, exception=scan_exception(scan, shipment_id, device_id, data))
+    if kind == HUB and RANK[status] < RANK["in_transit"]:
+        return ScanAction(data, ("in_transit", HUB))
+    return ScanAction(data, (kind,))
+
+
+def unknown_reference(ref: str) -> str:
+    """The detail of the dead letter of a scan naming no shipment."""
+    return f"no shipment with reference {ref[:100]!r}"
 
 
 def decode_scans(scanner_id: str, topic: str, payload: bytes, now: datetime,

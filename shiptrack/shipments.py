@@ -22,9 +22,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shiptrack.errors import InputError
+from shiptrack.events import SHIPMENT_MILESTONE, Event, make_event
 
 STATUSES = ("created", "picked_up", "in_transit", "out_for_delivery", "delivered",
             "attempt_failed", "available_for_pickup", "returned_to_sender", "cancelled")
@@ -108,6 +110,21 @@ def transitions_mermaid() -> str:
 def detector_code(kind: str) -> str:
     """The exception code of an open exception's kind (``other`` when it names none)."""
     return DETECTOR_CODES.get(kind.split(":", 1)[0], "other")
+
+
+def milestone_event(shipment_id: str, reference: str, device_id: str | None, kind: str,
+                    ts: datetime, source: str, status: str,
+                    data: dict[str, Any] | None = None,
+                    geofence_id: str | None = None) -> Event:
+    """The ``shipment.milestone`` event of a milestone recorded, whoever recorded it
+    (ingest, the API, a carrier update): ``status`` is the shipment's status after it.
+    Its id is derived from the kind and the scanner (a hub scan by two scanners at one
+    time is two milestones), so the same milestone computed twice is stored once."""
+    data = data or {}
+    body = {"kind": kind, "source": source, "reference": reference, "status": status, **data}
+    return make_event(SHIPMENT_MILESTONE, ts, device_id=device_id, shipment_id=shipment_id,
+                      geofence_id=geofence_id, data=body,
+                      discriminator=kind + str(data.get("scanner_id", "")))
 
 
 @dataclass(frozen=True, slots=True)

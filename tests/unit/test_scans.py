@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from ingest.mqtt_source import Inbound
 from ingest.pipeline import decode_batch
-from shiptrack.scans import decode_scans
+from shiptrack.scans import Scan, decode_scans, scan_action, unknown_reference
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 TOPIC = "shiptrack/v1/scanners/dock-3/scan"
@@ -61,3 +61,26 @@ def test_ingest_routes_scan_topics_to_scans() -> None:
     assert [f.device_id for f in out.fixes] == ["d1"]
     assert [r.reason for r in out.rejections] == ["bad_scanner_id"]
     assert out.scans[0].topic == "p/" + TOPIC and out.scans[0].payload == scan
+
+
+def scan(kind: str, lat: float | None = None) -> Scan:
+    return Scan(scanner_id="dock-3", ts=NOW, shipment_ref="PO-1", kind=kind, lat=lat,
+                lon=None if lat is None else 13.4)
+
+
+def test_what_a_scan_does_is_one_rule_for_both_doors() -> None:
+    """scan_action: what ingest's MQTT scans and POST /api/v1/scans both do."""
+    assert scan_action(scan("pickup"), "shp_1", "d1", "created").milestones == ("picked_up",)
+    hub = scan_action(scan("hub", lat=52.5), "shp_1", "d1", "picked_up")
+    assert hub.milestones == ("in_transit", "hub")  # a hub scan also puts it in transit
+    assert hub.data == {"scanner_id": "dock-3", "lat": 52.5, "lon": 13.4}
+    assert scan_action(scan("hub"), "shp_1", "d1", "in_transit").milestones == ("hub",)
+    assert scan_action(scan("returned"), "shp_1", "d1", "in_transit").milestones == (
+        "returned_to_sender",)
+    damaged = scan_action(scan("damaged"), "shp_1", "d1", "in_transit")
+    assert damaged.milestones == () and damaged.exception is not None
+    assert (damaged.exception.kind, damaged.exception.code) == ("scan:damaged", "damaged")
+    assert damaged.exception.event.data["source"] == "scan"
+    late = scan_action(scan("damaged"), "shp_1", "d1", "delivered")
+    assert late.late and late.milestones == () and late.exception is None
+    assert unknown_reference("X" * 300) == f"no shipment with reference {'X' * 100!r}"

@@ -3,6 +3,7 @@ fixes' own times (no clocks, no sleeps)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from ingest.tracking import (
     ShipmentTrack,
     Tracker,
     TrackingConfig,
+    TrackingView,
 )
 from shiptrack.events import Event
 from shiptrack.fix import Fix
@@ -29,7 +31,8 @@ STEP = 0.005  # degrees of longitude per step east: ~343 m at 52 N
 
 
 class FakeSource:
-    """What the database would hold: committed device states and known references."""
+    """What the database would hold: committed device states and known references (what
+    the pipeline's loader reads before a batch)."""
 
     def __init__(self) -> None:
         self.states: dict[str, DeviceState] = {}
@@ -70,11 +73,26 @@ def tracker(fences: list[Fence] | None = None, ships: list[ShipmentTrack] | None
     return t
 
 
+def view(t: Tracker, source: FakeSource, device_ids: Iterable[str],
+         scans: Iterable[Scan] = ()) -> TrackingView:
+    """The batch's view, loaded before tracking runs (as the pipeline loads it)."""
+    wanted = t.wanted(device_ids, scans)
+    return t.view(wanted, source.load_states(wanted.missing),
+                  source.known_references(wanted.unknown))
+
+
+def sweep(t: Tracker, source: FakeSource, silent: list[tuple[str, datetime]],
+          now: datetime) -> Outcome:
+    return t.sweep(view(t, source, [d for d, _ in silent]), silent, now)
+
+
 def run(t: Tracker, source: FakeSource, fixes: list[Fix], scans: list[Scan] | None = None,
         now: datetime | None = None) -> Outcome:
     """One batch, committed: what the pipeline does around the database write."""
     now = now or (max(f.ts for f in fixes) if fixes else T0)
-    out = t.process(source, sorted(fixes, key=lambda f: f.ts), scans or [], now)
+    fixes = sorted(fixes, key=lambda f: f.ts)
+    out = t.process(view(t, source, [f.device_id for f in fixes], scans or []), fixes,
+                    scans or [], now)
     applied = {(m.shipment_id, m.kind, m.ts) for m in out.items if isinstance(m, MilestoneOp)}
     t.commit(out, applied)
     source.states.update(out.states)
@@ -275,11 +293,11 @@ def test_offline_sweep_then_online() -> None:
     t, src = under_way()
     run(t, src, [fix(0, 13.2)], now=T0)
     assert t.states["d1"].live
-    out = t.sweep(src, [("d1", T0)], T0 + timedelta(minutes=20))
+    out = sweep(t, src, [("d1", T0)], T0 + timedelta(minutes=20))
     t.commit(out, set())
     assert summary(out) == [("device.offline", 900, "")]
     assert out.states["d1"].offline and out.exceptions[0].open
-    assert t.sweep(src, [("d1", T0)], T0 + timedelta(minutes=21)).items == []  # once
+    assert sweep(t, src, [("d1", T0)], T0 + timedelta(minutes=21)).items == []  # once
     out = run(t, src, [fix(1500, 13.21)])
     assert summary(out) == [("device.online", 1500, "")]
     assert events(out)[0].data["offline_since"] == "2026-11-26T10:00:00Z"

@@ -9,7 +9,7 @@ from ingest.tracking import MilestoneOp, Outcome
 from ingest.tracking_model import ExceptionOp
 from shiptrack.events import Event
 from shiptrack.scans import Scan
-from tests.unit.test_tracking import T0, FakeSource, fix, run, shipment, tracker
+from tests.unit.test_tracking import T0, FakeSource, fix, run, shipment, sweep, tracker
 
 
 def scan(sec: float, kind: str, scanner: str = "dock-1") -> Scan:
@@ -58,7 +58,7 @@ def test_damaged_and_lost_scans_raise_exceptions() -> None:
 def test_detections_carry_their_code() -> None:
     t, src = tracker([], [shipment(status="in_transit")]), FakeSource()
     run(t, src, [fix(0, 13.2)], now=T0)
-    out = t.sweep(src, [("d1", T0)], T0 + timedelta(minutes=20))
+    out = sweep(t, src, [("d1", T0)], T0 + timedelta(minutes=20))
     t.commit(out, set())
     assert [(e.type, e.data["code"]) for e in events(out)] == [
         ("device.offline", "offline"), ("shipment.exception", "offline")]

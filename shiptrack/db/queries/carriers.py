@@ -1,11 +1,11 @@
 """Named SQL of parcel carriers: the shipments of a tracking number, their checkpoints
 (``carrier_checkpoints``), the carrier's ETA and exception, and the poller's schedule
 (``carrier_poll_at``). Milestones and exceptions are recorded with
-``shiptrack.db.tracking_sql``'s statements, as ingest records them."""
+``shiptrack.db.queries.tracking``'s statements, as ingest records them."""
 
 from __future__ import annotations
 
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries.tracking import FINAL_SQL
 
 # the shipments of a tracking number (locked), with the time their timeline starts
 SHIPMENTS_OF_NUMBER = """

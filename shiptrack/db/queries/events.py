@@ -1,7 +1,7 @@
 """Named SQL of the API's reads of the event log: ``GET /api/v1/events`` and the
 exceptions queue (``/api/v1/exceptions``), whose SQL is built from the one table of
 which events open and resolve an exception (``shiptrack.exceptions.KINDS``). Writing
-events is ``shiptrack.db.tracking_sql.INSERT_EVENTS``."""
+events is ``shiptrack.db.queries.tracking.INSERT_EVENTS``."""
 
 from __future__ import annotations
 

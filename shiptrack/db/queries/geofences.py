@@ -1,9 +1,9 @@
 """Named SQL of geofences for the API (``/api/v1/geofences``). Ingest's reads of them
-are ``shiptrack.db.tracking_sql``'s."""
+are ``shiptrack.db.queries.tracking``'s."""
 
 from __future__ import annotations
 
-from shiptrack.db.tracking_sql import FINAL_SQL
+from shiptrack.db.queries.tracking import FINAL_SQL
 
 COLUMNS = "id, geometry, properties, kind, created_at, updated_at"
 

@@ -1,7 +1,7 @@
 """Named SQL of shipments for the API: a shipment's state in one query (its row,
 milestones, open exceptions and the device's position), the public tracking view, and
 the writes of ``/api/v1/shipments``. The rules shared with ingest (recording a
-milestone, opening an exception, the final statuses) are ``shiptrack.db.tracking_sql``'s.
+milestone, opening an exception, the final statuses) are ``shiptrack.db.queries.tracking``'s.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
-from shiptrack.db.tracking_sql import FINAL_SQL, MILESTONE_ORDER
+from shiptrack.db.queries.tracking import FINAL_SQL, MILESTONE_ORDER
 
 # A shipment's state: its row, milestones, open exceptions and the device's last position
 # (while not delivered; once delivered, its position at delivery). Add a WHERE.

@@ -1,6 +1,8 @@
-"""The database side of tracking, on ingest's connection: loading geofences, active
-shipments and device states; writing an ``Outcome`` inside the batch's transaction;
-noticing changes made through the API without a restart.
+"""What ingest reads from the database, before a batch runs: the devices' last positions
+(the outlier filter's seed), the committed tracking states, whether scan references
+exist, the devices gone silent, and the fences and active shipments (``reload``).
+Nothing here writes (``ingest.store`` does) and nothing here holds tracking's state: it
+returns what it read, and the pipeline hands it to the tracker.
 
 Changes are noticed by polling ``tracking_versions`` (bumped by a trigger on geofences
 and by the API on shipment writes) every ``SHIPTRACK_TRACKING_RELOAD_S``: one tiny
@@ -11,40 +13,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import psycopg
-from psycopg.types.json import Jsonb
 from shapely.geometry.base import BaseGeometry
 
-from ingest.eta_stage import EtaOutcome
 from ingest.fence_index import Fence, FenceIndex, shape_frame
-from ingest.tracking import (
-    Area,
-    DeviceState,
-    MilestoneOp,
-    Outcome,
-    ShipmentTrack,
-    Tracker,
-    decode_state,
-    encode_state,
-)
-from shiptrack.db import tracking_sql as q
-from shiptrack.events import Event
+from ingest.outliers import LastFix
+from ingest.tracking_model import Area, DeviceState, ShipmentTrack, decode_state
+from shiptrack.db.queries import positions as pq
+from shiptrack.db.queries import tracking as q
 from shiptrack.geofences import GeofenceError, corridor_shape, from_wkb, parse_feature
-from shiptrack.shipments import ShipmentError, detector_code, parse_limits
+from shiptrack.shipments import ShipmentError, parse_limits
 
 log = logging.getLogger("shiptrack.ingest")
-Conn = psycopg.Connection[tuple[Any, ...]]
-
-
-@dataclass(slots=True)
-class Written:
-    events: list[Event] = field(default_factory=list)  # newly stored, in order
-    applied: set[tuple[str, str, datetime]] = field(default_factory=set)
+Conn = psycopg.Connection[Any]
 
 
 @dataclass(slots=True)
@@ -53,6 +40,14 @@ class Caches:
     corridors: dict[tuple[str, str, float], Any] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     checked: float = 0.0
+
+
+@dataclass(slots=True)
+class Reload:
+    """What changed since the last look: None where nothing did."""
+
+    fences: FenceIndex | None = None
+    shipments: list[ShipmentTrack] | None = None
 
 
 def area_from(raw: Any, key: str) -> Area | None:
@@ -67,14 +62,12 @@ def area_from(raw: Any, key: str) -> Area | None:
         return None
 
 
-class TrackingStore:
-    """Implements ``ingest.tracking.StateSource`` on a (non-autocommit) connection; every
-    read commits, so that ``write`` can run in the caller's own transaction."""
+class Loader:
+    """Reads on ingest's (autocommit) connection, outside the batch's transaction."""
 
-    def __init__(self, conn: Conn, tracker: Tracker, caches: Caches,
-                 corridor_m: float, excursion_s: float, reload_s: float) -> None:
+    def __init__(self, conn: Conn, caches: Caches, corridor_m: float, excursion_s: float,
+                 reload_s: float) -> None:
         self.conn = conn
-        self.tracker = tracker
         self.caches = caches
         self.corridor_m = corridor_m
         self.excursion_s = excursion_s
@@ -84,12 +77,15 @@ class TrackingStore:
     # reads ---------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        try:
-            return self.conn.execute(sql, params).fetchall()
-        finally:
-            self.conn.commit()
+        return self.conn.execute(sql, params).fetchall()
 
-    def load_states(self, device_ids: list[str]) -> dict[str, DeviceState]:
+    def last_fixes(self, device_ids: Iterable[str]) -> dict[str, LastFix]:
+        rows = self._rows(pq.LOAD_LAST, (list(device_ids),))
+        return {str(r[0]): LastFix(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def states(self, device_ids: list[str]) -> dict[str, DeviceState]:
+        if not device_ids:
+            return {}
         states = {}
         for device_id, raw in self._rows(q.LOAD_STATES, (device_ids,)):
             try:
@@ -99,6 +95,8 @@ class TrackingStore:
         return states
 
     def known_references(self, refs: list[str]) -> set[str]:
+        if not refs:
+            return set()
         return {str(r[0]) for r in self._rows(q.KNOWN_REFERENCES, (refs,))}
 
     def offline_candidates(self, cutoff: datetime, limit: int = 1000) -> list[tuple[str,
@@ -107,22 +105,22 @@ class TrackingStore:
 
     # reloads -------------------------------------------------------------------------------
 
-    def refresh(self, force: bool = False) -> None:
-        """Reload what changed since the last look (at most every ``reload_s``)."""
+    def reload(self, force: bool = False, stale: bool = False) -> Reload:
+        """What changed since the last look (looked at most every ``reload_s``): ``force``
+        reloads everything, ``stale`` the shipments (the tracker's copy is out of date);
+        new fences also reload the shipments (their delivery zones)."""
         now = time.monotonic()
-        if not force and not self.tracker.stale and now - self.caches.checked < self.reload_s:
-            return
+        if not force and not stale and now - self.caches.checked < self.reload_s:
+            return Reload()
         self.caches.checked = now
         versions = {str(n): int(v) for n, v in self._rows(q.VERSIONS)}
         known = self.caches.versions
         fences = force or versions.get("geofences") != known.get("geofences")
-        shipments = fences or self.tracker.stale or versions.get("shipments") != known.get(
-            "shipments")
-        if fences:
-            self.tracker.set_fences(self.load_fences())
-        if shipments:
-            self.tracker.set_shipments(self.load_shipments())
+        shipments = fences or stale or versions.get("shipments") != known.get("shipments")
+        out = Reload(self.load_fences() if fences else None,
+                     self.load_shipments() if shipments else None)
         self.caches.versions = versions
+        return out
 
     def load_fences(self) -> FenceIndex:
         fences, cache = [], {}
@@ -216,70 +214,3 @@ class TrackingStore:
         except GeofenceError as exc:
             log.warning("shipment %s: route corridor unusable (%s)", sid, exc)
             return None
-
-    # writes (inside the caller's transaction) ------------------------------------------------
-
-    def write(self, outcome: Outcome) -> Written:
-        written = Written()
-        if outcome.empty():
-            return written
-        events: list[Event] = []
-        with self.conn.cursor() as cur:
-            for item in outcome.items:
-                if isinstance(item, MilestoneOp):
-                    if self._milestone(cur, item):
-                        written.applied.add((item.shipment_id, item.kind, item.ts))
-                        events.append(item.event)
-                else:
-                    events.append(item)
-            written.events = _insert_events(cur, events)
-            for op in outcome.exceptions:
-                params = {"shipment_id": op.shipment_id, "kind": op.kind, "since": op.since,
-                          "reason": op.reason, "data": Jsonb(op.data),
-                          "code": op.code or detector_code(op.kind)}
-                cur.execute(q.OPEN_EXCEPTION if op.open else q.CLOSE_EXCEPTION, params)
-            if outcome.states:
-                cur.executemany(q.UPSERT_STATE, [
-                    (d, encode_state(s).decode(), s.live, s.offline)
-                    for d, s in sorted(outcome.states.items())])
-        return written
-
-    def write_eta(self, outcome: EtaOutcome) -> list[Event]:
-        """The ETA stage's outcome: its shipment fields in one statement, its events like
-        tracking's (deterministic ids, duplicates dropped); returns the events stored."""
-        if outcome.empty():
-            return []
-        with self.conn.cursor() as cur:
-            if outcome.rows:
-                cur.execute(q.UPDATE_ETAS, outcome.row_arrays())
-            for e in outcome.events:  # at risk: an open exception with code ``delayed``
-                if e.shipment_id and e.type in ("shipment.at_risk", "shipment.at_risk_cleared"):
-                    cur.execute(q.OPEN_EXCEPTION if e.type == "shipment.at_risk"
-                                else q.CLOSE_EXCEPTION, {
-                        "shipment_id": e.shipment_id, "kind": "eta.at_risk", "since": e.ts,
-                        "reason": f"may arrive after the promised {e.data.get('promised_by')}",
-                        "data": Jsonb(e.data), "code": "delayed"})
-            return _insert_events(cur, outcome.events)
-
-    def _milestone(self, cur: psycopg.Cursor[tuple[Any, ...]], op: MilestoneOp) -> bool:
-        cur.execute(q.RECORD_MILESTONE, q.milestone_params(op.shipment_id, op.kind, op.ts,
-                                                           op.source, op.data))
-        return cur.fetchone() is not None
-
-
-def _insert_events(cur: psycopg.Cursor[tuple[Any, ...]], events: list[Event]) -> list[Event]:
-    """Insert in order, dropping duplicate ids; returns those newly stored."""
-    if not events:
-        return []
-    cur.execute(q.INSERT_EVENTS, _event_arrays(events))
-    stored = {str(r[0]) for r in cur.fetchall()}
-    return [e for e in events if e.id in stored]
-
-
-def _event_arrays(events: list[Event]) -> tuple[list[Any], ...]:
-    return (
-        [e.id for e in events], [e.ts for e in events], [e.type for e in events],
-        [e.device_id for e in events], [e.shipment_id for e in events],
-        [e.geofence_id for e in events],
-        [Jsonb(e.data) for e in events],
-    )

@@ -1,5 +1,7 @@
-"""Named SQL of tracking, shared by ingest (sync psycopg) and the API (async): the writes
-that must behave the same whoever makes them.
+"""Named SQL of tracking (``shipments``' status and ETA fields, ``shipment_milestones``,
+``shipment_exceptions``, ``events``, ``device_tracking``, ``tracking_versions``), shared by
+ingest (sync psycopg) and the API (async): the writes that must behave the same whoever
+makes them, and what ingest loads before a batch.
 
 - A milestone is recorded only if the shipment's status may move to it
   (``shiptrack.shipments.TRANSITIONS``: ``after`` is the list of statuses it may follow,
@@ -21,6 +23,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from shiptrack.events import EVENT_FIELDS, Event
 from shiptrack.shipments import FINAL, HUB, preceding
 
 # SQL list of the final statuses, from the one definition
@@ -57,7 +60,6 @@ RETURNING shipment_id, ts
 """
 
 
-
 def milestone_params(shipment_id: str, kind: str, ts: datetime, source: str,
                      data: dict[str, Any]) -> dict[str, Any]:
     """The parameters of ``RECORD_MILESTONE`` (the transition rule comes from here)."""
@@ -65,16 +67,25 @@ def milestone_params(shipment_id: str, kind: str, ts: datetime, source: str,
             "data": Jsonb(data), "is_status": kind != HUB, "after": preceding(kind)}
 
 
-INSERT_EVENTS = """
-INSERT INTO events (id, ts, type, device_id, shipment_id, geofence_id, data)
-SELECT e.id, e.ts, e.type, e.device_id, e.shipment_id, e.geofence_id, e.data
-FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::jsonb[]) WITH ORDINALITY
-     AS e (id, ts, type, device_id, shipment_id, geofence_id, data, n)
+# events: the columns are the fields of ``shiptrack.events.Event`` (its one JSON shape)
+_EVENT_CASTS = {"ts": "timestamptz", "data": "jsonb"}
+_EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
+INSERT_EVENTS = f"""
+INSERT INTO events ({_EVENT_COLUMNS})
+SELECT {", ".join("e." + n for n in EVENT_FIELDS)}
+FROM unnest({", ".join(f"%s::{_EVENT_CASTS.get(n, 'text')}[]" for n in EVENT_FIELDS)})
+     WITH ORDINALITY AS e ({_EVENT_COLUMNS}, n)
 ORDER BY e.n
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
+
+
+def event_params(events: list[Event]) -> tuple[list[Any], ...]:
+    """The parameters of ``INSERT_EVENTS``: one array per field."""
+    return tuple([Jsonb(e.data) if n == "data" else getattr(e, n) for e in events]
+                 for n in EVENT_FIELDS)
+
 
 OPEN_EXCEPTION = """
 INSERT INTO shipment_exceptions (shipment_id, kind, since, reason, data, code)
@@ -87,6 +98,8 @@ ON CONFLICT (shipment_id, kind) DO UPDATE SET reason = excluded.reason, data = e
 CLOSE_EXCEPTION = """
 DELETE FROM shipment_exceptions WHERE shipment_id = %(shipment_id)s AND kind = %(kind)s
 """
+# the open exceptions of these kinds of one shipment (a final status clears some)
+CLOSE_EXCEPTIONS = "DELETE FROM shipment_exceptions WHERE shipment_id = %s AND kind = ANY(%s)"
 
 BUMP_VERSION = "SELECT shiptrack_bump_version(%s)"
 VERSIONS = "SELECT name, version FROM tracking_versions"
@@ -119,6 +132,10 @@ UPDATE shipments s
 """
 
 KNOWN_REFERENCES = "SELECT reference FROM shipments WHERE reference = ANY(%s)"
+# the shipment a scan names, locked for the scan's milestones (the API's door)
+SHIPMENT_BY_REFERENCE = """
+SELECT id, reference, device_id, status FROM shipments WHERE reference = %s FOR UPDATE
+"""
 
 LOAD_STATES = "SELECT device_id, state FROM device_tracking WHERE device_id = ANY(%s)"
 
@@ -136,10 +153,6 @@ FROM device_tracking t JOIN devices d USING (device_id)
 WHERE t.live AND NOT t.offline AND d.last_ts < %s
 ORDER BY t.device_id
 LIMIT %s
-"""
-
-DEAD_LETTER = """
-INSERT INTO dead_letters (source, topic, reason, detail, payload) VALUES (%s, %s, %s, %s, %s)
 """
 
 # Precomputed corridors (migration 0006), read only for what is not cached yet.

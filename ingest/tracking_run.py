@@ -1,5 +1,6 @@
-"""One batch of tracking: copies of the device states it touches, the per-fix state
-machines in order, and what they produced (``ingest.tracking_model.Outcome``).
+"""One run of tracking over a batch: pure over its ``TrackingView`` (read only, loaded
+before it runs): copies of the device states it touches, the per-fix state machines in
+order, and what they produced (``ingest.tracking_model.Outcome``).
 
 Per device, in ``ts`` order:
 
@@ -21,14 +22,13 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from prometheus_client import Counter
 
 from ingest.fence_index import classify_shapes
 from ingest.tracking_model import (
-    CLEARED_ON_DELIVERY,
     MAX_MARGIN_M,
     Area,
     DeviceState,
@@ -37,7 +37,8 @@ from ingest.tracking_model import (
     Outcome,
     ShipmentState,
     ShipmentTrack,
-    StateSource,
+    TrackingConfig,
+    TrackingView,
     encode_state,
     iso,
     state_decoder,
@@ -58,8 +59,9 @@ from shiptrack import events as ev
 from shiptrack.eta.geo import haversine_m
 from shiptrack.events import Event
 from shiptrack.fix import Fix, Rejection
-from shiptrack.scans import Scan, scan_exception
+from shiptrack.scans import Scan, scan_action, unknown_reference
 from shiptrack.shipments import (
+    CLEARED_WHEN_FINAL,
     DETECTOR_CODES,
     DEVICE,
     FINAL,
@@ -67,58 +69,34 @@ from shiptrack.shipments import (
     IN_TRANSIT,
     RANK,
     SCAN,
-    SCAN_EXCEPTIONS,
-    SCAN_KINDS,
     Limit,
     can_move,
     detector_code,
-    rank,
+    milestone_event,
 )
-
-if TYPE_CHECKING:
-    from ingest.tracking import Tracker
 
 SCANS = Counter("shiptrack_tracking_scans", "Scans handled, by result", ["result"])
 
 
-class Batch:
+class Run:
     """The work of one batch: copies of the states it touches, and what it produced."""
 
-    def __init__(self, tracker: Tracker, source: StateSource, now: datetime) -> None:
-        self.t = tracker
-        self.cfg = tracker.config
-        self.source = source
+    def __init__(self, view: TrackingView, config: TrackingConfig, now: datetime) -> None:
+        self.view = view
+        self.cfg = config
         self.now = now
         self.out = Outcome()
         self.work: dict[str, DeviceState] = {}
         self.before: dict[str, bytes] = {}
         self.status: dict[str, str] = {}  # shipment id -> status during this batch
         self.last_ms: dict[str, datetime | None] = {}
-        self.known_refs: set[str] = set()
         self.route_cls: dict[tuple[int, str], tuple[int, float]] = {}
         self.hubs: set[tuple[str, datetime]] = set()
-
-    # loading -----------------------------------------------------------------------------
-
-    def load(self, devices: set[str], scans: list[Scan]) -> None:
-        refs = {s.shipment_ref for s in scans}
-        for ref in refs:
-            ship = self.t.by_reference.get(ref)
-            if ship is not None:
-                devices.add(ship.device_id)
-        missing = sorted(d for d in devices if d not in self.t.states)
-        if missing:
-            loaded = self.source.load_states(missing)
-            for d in missing:
-                self.t.states[d] = loaded.get(d) or DeviceState()
-        unknown = sorted(r for r in refs if r not in self.t.by_reference)
-        if unknown:
-            self.known_refs = self.source.known_references(unknown)
 
     def state(self, device_id: str) -> DeviceState:
         st = self.work.get(device_id)
         if st is None:
-            base = self.t.states.get(device_id) or DeviceState()
+            base = self.view.states.get(device_id) or DeviceState()
             raw = encode_state(base)
             self.before[device_id] = raw
             st = self.work[device_id] = state_decoder.decode(raw)
@@ -136,7 +114,7 @@ class Batch:
         return self.status.get(ship.id, ship.status)
 
     def active(self, device_id: str) -> list[ShipmentTrack]:
-        return [s for s in self.t.by_device.get(device_id, ())
+        return [s for s in self.view.by_device.get(device_id, ())
                 if self.ship_status(s) not in FINAL]
 
     # emitting ----------------------------------------------------------------------------
@@ -201,14 +179,11 @@ class Batch:
                 ts = last
             self.last_ms[ship.id] = ts
             self.status[ship.id] = kind
-        body = {"kind": kind, "source": source, "reference": ship.reference,
-                "status": self.status.get(ship.id, status), **data}
-        event = ev.make_event(ev.SHIPMENT_MILESTONE, ts, device_id=ship.device_id,
-                              shipment_id=ship.id, geofence_id=geofence_id, data=body,
-                              discriminator=kind + str(data.get("scanner_id", "")))
+        event = milestone_event(ship.id, ship.reference, ship.device_id, kind, ts, source,
+                                self.status.get(ship.id, status), data, geofence_id)
         self.out.items.append(MilestoneOp(ship.id, kind, ts, source, dict(data), event))
         if kind in FINAL:
-            for cleared in CLEARED_ON_DELIVERY:
+            for cleared in CLEARED_WHEN_FINAL:  # by any final status
                 self.out.exceptions.append(ExceptionOp(ship.id, cleared, False, ts))
         return True
 
@@ -232,11 +207,11 @@ class Batch:
 
     def fence_pairs(self, fixes: list[Fix]) -> dict[int, list[tuple[int, int]]]:
         out: dict[int, list[tuple[int, int]]] = defaultdict(list)
-        if not fixes or not len(self.t.index):
+        if not fixes or not len(self.view.index):
             return out
         lats = np.array([f.lat for f in fixes], dtype=np.float64)
         lons = np.array([f.lon for f in fixes], dtype=np.float64)
-        pairs = self.t.index.classify(lats, lons, self.margins(fixes))
+        pairs = self.view.index.classify(lats, lons, self.margins(fixes))
         for fi, fe, c in zip(pairs.fix.tolist(), pairs.fence.tolist(), pairs.cls.tolist(),
                              strict=True):
             out[fi].append((fe, c))
@@ -247,7 +222,7 @@ class Batch:
         whole batch in one vectorised pass."""
         pairs: list[tuple[int, ShipmentTrack]] = []
         for i, f in enumerate(fixes):
-            for ship in self.t.by_device.get(f.device_id, ()):
+            for ship in self.view.by_device.get(f.device_id, ()):
                 if ship.corridor is not None:
                     pairs.append((i, ship))
         if not pairs:
@@ -264,7 +239,7 @@ class Batch:
 
     def on_fix(self, i: int, fix: Fix, near: Iterable[tuple[int, int]]) -> None:
         ships = self.active(fix.device_id)
-        st = self.work.get(fix.device_id) or self.t.states.get(fix.device_id)
+        st = self.work.get(fix.device_id) or self.view.states.get(fix.device_id)
         fresh = fix.ts >= self.now - self.cfg.offline_after
         if not near and not ships and st is not None and not st.areas and not st.shipments \
                 and st.stop is None and not st.offline and (st.live or not fresh):
@@ -308,7 +283,7 @@ class Batch:
 
     def areas(self, st: DeviceState, fix: Fix, near: Iterable[tuple[int, int]],
               ships: list[ShipmentTrack]) -> dict[str, list[tuple[Change, datetime]]]:
-        index = self.t.index
+        index = self.view.index
         fence_cls = {index.fences[k].id: c for k, c in near}
         margin = min(max(fix.accuracy or 0.0, self.cfg.margin_m),
                      max(self.cfg.margin_m, MAX_MARGIN_M))
@@ -348,7 +323,7 @@ class Batch:
 
     def fence_events(self, st: DeviceState, fix: Fix, fence_i: int,
                      happened: list[tuple[Change, datetime]], dwell: timedelta | None) -> None:
-        fence = self.t.index.fences[fence_i]
+        fence = self.view.index.fences[fence_i]
         types = {"enter": ev.GEOFENCE_ENTER, "exit": ev.GEOFENCE_EXIT,
                  "dwell": ev.GEOFENCE_DWELL}
         for change, ts in happened:
@@ -386,10 +361,10 @@ class Batch:
                     self.milestone(ship, "picked_up", ts, DEVICE, where, ship.origin.fence_id)
         origin = None if ship.origin is None else st.areas.get(ship.origin.key)
         if self.ship_status(ship) == "picked_up" and (origin is None or not origin.inside) \
-                and (ship.origin is None or self.t.area_distance_m(
+                and (ship.origin is None or self.view.area_distance_m(
                     ship.origin, fix.lat, fix.lon) >= self.cfg.in_transit_m):
             self.milestone(ship, "in_transit", fix.ts, DEVICE, where)
-        if self.ship_status(ship) in ("picked_up", "in_transit") and self.t.area_distance_m(
+        if self.ship_status(ship) in ("picked_up", "in_transit") and self.view.area_distance_m(
                 ship.destination, fix.lat, fix.lon) <= self.cfg.out_for_delivery_m:
             self.milestone(ship, "out_for_delivery", fix.ts, DEVICE, where,
                            ship.destination.fence_id)
@@ -493,35 +468,28 @@ class Batch:
     # scans -------------------------------------------------------------------------------
 
     def on_scan(self, scan: Scan) -> None:
-        ship = self.t.by_reference.get(scan.shipment_ref)
-        if ship is None or self.ship_status(ship) in FINAL:
-            if ship is not None or scan.shipment_ref in self.known_refs:
+        ship = self.view.by_reference.get(scan.shipment_ref)
+        if ship is None:
+            if scan.shipment_ref in self.view.known_refs:
                 SCANS.labels("delivered").inc()  # late scan of a finished shipment
                 return
             SCANS.labels("unknown").inc()
             self.out.rejections.append(Rejection(
-                reason="unknown_shipment",
-                detail=f"no shipment with reference {scan.shipment_ref[:100]!r}",
+                reason="unknown_shipment", detail=unknown_reference(scan.shipment_ref),
                 topic=scan.topic, payload=scan.payload))
             return
-        SCANS.labels("matched").inc()
-        data: dict[str, Any] = {"scanner_id": scan.scanner_id}
-        if scan.lat is not None and scan.lon is not None:
-            data.update(lat=scan.lat, lon=scan.lon)
-        kind = SCAN_KINDS[scan.kind]
-        if kind in SCAN_EXCEPTIONS:
-            self.scan_exception(ship, scan, data)
+        action = scan_action(scan, ship.id, ship.device_id, self.ship_status(ship))
+        if action.late:
+            SCANS.labels("delivered").inc()
             return
-        if kind == HUB and rank(self.ship_status(ship)) < RANK["in_transit"]:
-            self.milestone(ship, "in_transit", scan.ts, SCAN, data)
-        self.milestone(ship, kind, scan.ts, SCAN, data)
-
-    def scan_exception(self, ship: ShipmentTrack, scan: Scan, data: dict[str, Any]) -> None:
-        """A ``damaged`` or ``lost`` scan: an exception with that code (status unchanged)."""
-        x = scan_exception(scan, ship.id, ship.device_id, data)
-        self.out.items.append(x.event)
-        self.out.exceptions.append(ExceptionOp(ship.id, x.kind, True, scan.ts, x.reason, data,
-                                               code=x.code))
+        SCANS.labels("matched").inc()
+        x = action.exception
+        if x is not None:  # damaged or lost: an exception with that code (status unchanged)
+            self.out.items.append(x.event)
+            self.out.exceptions.append(ExceptionOp(ship.id, x.kind, True, scan.ts, x.reason,
+                                                   action.data, code=x.code))
+        for kind in action.milestones:
+            self.milestone(ship, kind, scan.ts, SCAN, action.data)
 
 
 def _range(limit: Limit) -> str:
