@@ -35,6 +35,7 @@ from ingest.store import Batch, BatchStore, Written
 from ingest.tracking import MilestoneOp, Outcome, Tracker, TrackingConfig, TrackingView
 from shiptrack.config import Settings
 from shiptrack.decode import Decoded, decode_position
+from shiptrack.errors import ShiptrackError
 from shiptrack.events import Event, encode_events
 from shiptrack.fix import Fix
 from shiptrack.owntracks import decode_owntracks
@@ -58,13 +59,13 @@ class Source(Protocol):
     def publish(self, topic: str, payload: bytes) -> None: ...
 
 
-class FenceLost(Exception):
+class FenceLost(ShiptrackError):
     """Raised by a ``fence``: this process may no longer commit for the batch's devices
     (another owns them now). The batch is rolled back, nothing of it is acknowledged,
     published or dead-lettered, and the pipeline forgets its cached per-device state."""
 
 
-class _FenceFailed(Exception):
+class _FenceFailed(ShiptrackError):
     """A fence raised something else: not about the batch's content (never retried
     message by message, never dead-lettered); ``process`` closes the connection and
     raises the original (a transient database error is retried by the caller)."""
