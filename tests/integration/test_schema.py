@@ -25,10 +25,6 @@ from tests.integration.timescale_emulation import SHIM_SCHEMA, SHIM_SQL, emulate
 EXPECTED_DIFFERENCES = [
     # a hypertable is a plain table to PostgreSQL; the plain variant partitions by month
     "positions: kind partitioned table != table",
-    # create_hypertable's default time index (TimescaleDB makes it whenever no one-column
-    # index on ts exists; the plain variant's (device_id, ts) key is not one)
-    "positions: index only in timescale: "
-    "CREATE INDEX positions_ts_idx ON public.positions USING btree (ts DESC)",
     # a view here, a continuous aggregate there (same columns: compared above this line)
     "positions_hourly: kind view != materialized view",
     "positions_hourly: definition differs",
