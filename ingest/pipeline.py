@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import psycopg
@@ -76,6 +78,14 @@ def decode_batch(batch: list[Inbound], prefix: str, max_bytes: int,
     return out
 
 
+class FenceLost(Exception):
+    """Raised by a batch's ``fence``: the process no longer owns what the batch belongs
+    to (a partition taken over by another worker); nothing of the batch is committed."""
+
+
+Fence = Callable[[psycopg.Connection[Any]], None]
+
+
 def live_message(fixes: list[Fix]) -> bytes:
     """The republished payload: a JSON array of position objects (README, live topics)."""
     return _encoder.encode(fixes)
@@ -115,13 +125,35 @@ class Pipeline:
             self.tracker.reset_states()  # reloaded from what was committed
             self.eta.forget_alerts()
 
-    def process(self, batch: list[Inbound]) -> None:
+    def forget(self, device_ids: Iterable[str] | None = None) -> None:
+        """Drop cached per-device state (``None``: all of it); reloaded from the database
+        when the device is next seen (a partition taken over from another worker)."""
+        if device_ids is None:
+            self.last.clear()
+            self.tracker.reset_states()
+            self.eta.motions.clear()
+            self.eta.progress.clear()
+            self.eta.forget_alerts()
+            self.tracker.stale = True  # shipments reloaded: another worker moved them on
+            return
+        ids = set(device_ids)
+        for d in ids:
+            self.last.pop(d, None)
+            self.tracker.states.pop(d, None)
+            self.eta.motions.pop(d, None)
+        self.tracker.stale = True
+
+    def process(self, batch: list[Inbound], fence: Fence | None = None) -> None:
         """Decode, store in one transaction, ack, publish. A batch that fails for its
         content (the database refuses it, or anything unexpected: not the database being
         down) is retried message by message, and a message that still fails is
         dead-lettered: bad input never blocks the stream (docs/RELIABILITY.md)."""
         try:
-            self._process(batch)
+            self._process(batch, fence)
+        except FenceLost:
+            self._rollback()
+            self.forget()
+            raise
         except Exception as exc:
             if _transient(exc):
                 self.close()
@@ -129,14 +161,18 @@ class Pipeline:
             log.warning("a batch of %d messages failed (%s: %s); retrying message by "
                         "message", len(batch), type(exc).__name__, _first_line(exc))
             for message in batch:
-                self._process_one(message)
+                self._process_one(message, fence)
 
-    def _process_one(self, message: Inbound) -> None:
+    def _process_one(self, message: Inbound, fence: Fence | None = None) -> None:
         """One message; when it fails for its content, one dead letter for it
         (``storage_refused``, or ``internal_error`` naming the exception) and an ack."""
         try:
-            self._process([message])
+            self._process([message], fence)
             return
+        except FenceLost:
+            self._rollback()
+            self.forget()
+            raise
         except Exception as exc:
             if _transient(exc):
                 self.close()
@@ -151,7 +187,13 @@ class Pipeline:
         refused.reject(reason, detail, message.topic, message.payload)
         self._rollback()
         try:
-            self.connect().write([], [], refused.rejections)
+            store = self.connect()
+            store.write([], [], refused.rejections,
+                        within=None if fence is None else lambda: fence(store.conn))
+        except FenceLost:
+            self._rollback()
+            self.forget()
+            raise
         except Exception as exc:
             if _transient(exc):
                 self.close()
@@ -169,7 +211,7 @@ class Pipeline:
             except psycopg.Error:
                 self.close()
 
-    def _process(self, batch: list[Inbound]) -> None:
+    def _process(self, batch: list[Inbound], fence: Fence | None = None) -> None:
         store = self.connect()
         tracking = self._tracking()
         tracking.refresh()
@@ -191,6 +233,8 @@ class Pipeline:
         def within() -> None:
             written.append(tracking.write(outcome))
             eta_events.extend(tracking.write_eta(eta))
+            if fence is not None:
+                fence(store.conn)  # last: the ownership check just before the commit
 
         started = time.perf_counter()
         result = store.write(decoded.fixes, live, decoded.rejections, within=within)
