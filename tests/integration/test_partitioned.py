@@ -5,22 +5,34 @@ machine's PostgreSQL (a database of the test's own)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from ingest.partitions import assign
+import nats
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from ingest.partitions import STREAM, assign
 from shiptrack.config import Settings
+from shiptrack.embedded_nats import EmbeddedNats
 from tests.helpers import query, wait_for
 from tests.integration.nats_fixture import (
     PARTITIONS,
     Journal,
+    add_band,
     fixes,
     nats_server,
     nats_settings,
     publish311,
     settled,
     stored,
+    worker_process,
     worker_thread,
 )
 
@@ -61,3 +73,199 @@ def test_two_workers_each_device_on_one_worker_in_time_order(
     assert [(p, o) for p, o, _ in rows] == sorted(assign(PARTITIONS, ["wa", "wb"]).items())
     last = query(db, "SELECT device_id, lon FROM devices WHERE device_id = 'dev.7'")
     assert last[0][1] == 12.9985 + (per - 1) * 0.0003
+
+
+def test_a_third_worker_joining_takes_partitions_with_no_overlap(
+        nats_settings: Settings) -> None:
+    db = nats_settings.database_url or ""
+    url = nats_settings.mqtt_url or ""
+    prefix = nats_settings.mqtt_topic_prefix
+    journal = Journal()
+    devices, per = 300, 12
+    start = datetime.now(UTC) - timedelta(seconds=10 * per)
+    stream = fixes(prefix, devices, per, start)
+    half = len(stream) // 2
+    with worker_thread(nats_settings, "wa", journal), \
+            worker_thread(nats_settings, "wb", journal):
+        wait_for(lambda: settled(db, ["wa", "wb"]), timeout=30)
+        publish311(url, stream[:half])
+        with worker_thread(nats_settings, "wc", journal):
+            publish311(url, stream[half:half + devices])  # while it joins
+            wait_for(lambda: settled(db, ["wa", "wb", "wc"]), timeout=30)
+            publish311(url, stream[half + devices:])
+            wait_for(lambda: stored(db) == len(stream), timeout=60, interval=0.2)
+    gained = {p for p, w in assign(PARTITIONS, ["wa", "wb", "wc"]).items() if w == "wc"}
+    assert gained and gained != set(range(PARTITIONS))
+    runs: dict[int, list[str]] = defaultdict(list)  # each partition's workers, in turn
+    for worker, batch in journal.batches:
+        for p in {m.generation for m in batch}:
+            if not runs[p] or runs[p][-1] != worker:
+                runs[p].append(worker)
+    before = assign(PARTITIONS, ["wa", "wb"])
+    for p, turns in runs.items():
+        if p in gained:
+            assert turns in ([before[p], "wc"], ["wc"]), (p, turns)  # handed over once
+        else:
+            assert turns == [before[p]], (p, turns)  # never moved
+    seen = per_device(journal)
+    for device, inputs in seen.items():
+        seqs = [s for _, s in inputs]
+        assert sorted(set(seqs)) == list(range(per)) and seqs == sorted(seqs), device
+    assert query(db, "SELECT count(*) FROM dead_letters")[0][0] == 0
+
+
+def stories(db: str, start: datetime) -> dict[str, list[tuple[str, float]]]:
+    """Each device's events in log order, as (type, seconds after the first fix)."""
+    out: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for device, kind, ts in query(db, "SELECT device_id, type, ts FROM events"
+                                      " WHERE device_id IS NOT NULL ORDER BY seq"):
+        out[device].append((kind, (ts - start).total_seconds()))
+    return out
+
+
+def test_kill_9_of_a_worker_mid_stream_its_partitions_taken_over_nothing_lost_or_doubled(
+        nats_settings: Settings, tmp_path: Path) -> None:
+    db = nats_settings.database_url or ""
+    add_band(db)
+    devices, per = 200, 30
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10 * per)
+    stream = fixes(nats_settings.mqtt_topic_prefix, devices, per, start)
+    procs = {name: worker_process(nats_settings, name, tmp_path / f"{name}.log")
+             for name in ("wa", "wb")}
+    try:
+        wait_for(lambda: settled(db, ["wa", "wb"]), timeout=60)
+        publisher = threading.Thread(
+            target=publish311, args=(nats_settings.mqtt_url or "", stream), daemon=True)
+        publisher.start()
+        wait_for(lambda: stored(db) >= len(stream) // 4, timeout=60, interval=0.02)
+        procs["wa"].send_signal(signal.SIGKILL)  # mid-stream, likely mid-batch
+        procs["wa"].wait(10)
+        publisher.join(60)
+        assert not publisher.is_alive()  # every fix PUBACKed
+        wait_for(lambda: settled(db, ["wb"]), timeout=60)  # taken over
+        wait_for(lambda: stored(db) == len(stream), timeout=90, interval=0.2)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    assert query(db, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions")[0] \
+        == (len(stream), len(stream))
+    told = stories(db, start)
+    assert len(told) == devices
+    one = told["dev.0"]
+    kinds = [k for k, _ in one]
+    assert kinds.count("geofence.enter") == 1 and kinds.count("geofence.exit") == 1, one
+    for device, story in told.items():  # the same path: the same events, none missed or
+        assert story == one, device      # doubled (a single process gives each this too)
+
+
+def test_a_stopped_worker_resumed_after_losing_its_partitions_cannot_commit(
+        nats_settings: Settings, tmp_path: Path) -> None:
+    """wa stalls (SIGSTOP) in the middle of a batch's commit; wb takes its partitions; wa,
+    resumed, finds its epochs gone: its batch is not committed, it drops the partitions."""
+    db = nats_settings.database_url or ""
+    log = tmp_path / "wa.log"
+    wa = worker_process(nats_settings, "wa", log)
+    stream = fixes(nats_settings.mqtt_topic_prefix, 50, 4,
+                   datetime.now(UTC) - timedelta(seconds=60))
+    try:
+        wait_for(lambda: settled(db, ["wa"]), timeout=60)
+        epochs = dict(query(db, "SELECT partition, epoch FROM ingest_partitions"))
+        with psycopg.connect(db) as lock:  # wa's next fence waits on these row locks
+            lock.execute("SELECT * FROM ingest_partitions FOR UPDATE")
+            publish311(nats_settings.mqtt_url or "", stream)
+            wait_for(lambda: query(db, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                       " wait_event_type = 'Lock' AND query LIKE"
+                                       " '%%UPDATE ingest_partitions%%'")[0][0] > 0)
+            wa.send_signal(signal.SIGSTOP)
+            lock.rollback()  # wa's fence passes now, but wa is stopped before its commit
+        assert stored(db) == 0
+        with worker_thread(nats_settings, "wb"):
+            wait_for(lambda: settled(db, ["wb"]), timeout=60)  # wa's lease lapsed
+            wait_for(lambda: stored(db) == len(stream), timeout=60)
+            taken = dict(query(db, "SELECT partition, epoch FROM ingest_partitions"))
+            assert all(taken[p] > epochs[p] for p in epochs)
+            wa.send_signal(signal.SIGCONT)
+            wait_for(lambda: "were taken over" in log.read_text(), timeout=60)
+            wait_for(lambda: settled(db, ["wa", "wb"]), timeout=60)  # back as a member
+    finally:
+        if wa.poll() is None:
+            wa.send_signal(signal.SIGCONT)
+            wa.send_signal(signal.SIGTERM)
+            wa.wait(30)
+    assert query(db, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions")[0] \
+        == (len(stream), len(stream))
+    text = log.read_text()  # its commit failed (its session ended), then its fence did
+    assert "OperationalError" in text
+    assert text.index("OperationalError") < text.index("were taken over")
+    text = log.read_text()  # its commit failed (its session ended), then its fence did
+    assert "OperationalError" in text
+    assert text.index("OperationalError") < text.index("were taken over")
+
+
+def backlog(nats_url: str) -> tuple[int, int, int]:
+    """Over every partition's consumer: (not yet delivered, delivered but unacked,
+    redelivered)."""
+    async def probe() -> tuple[int, int, int]:
+        nc = await nats.connect(nats_url)
+        try:
+            infos = await nc.jetstream().consumers_info(STREAM)
+            return (sum(i.num_pending or 0 for i in infos),
+                    sum(i.num_ack_pending or 0 for i in infos),
+                    sum(i.num_redelivered or 0 for i in infos))
+        finally:
+            await nc.close()
+    return asyncio.run(probe())
+
+
+def test_database_down_15_s_nothing_acked_everything_stored_once_after(
+        nats_settings: Settings, tmp_path: Path) -> None:
+    from shiptrack.db.migrate import migrate
+    from shiptrack.embedded import EmbeddedPostgres
+
+    pg = EmbeddedPostgres(tmp_path / "pg")  # data kept across the outage
+    try:
+        admin = pg.start()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE outage")
+        url = make_conninfo(admin, dbname="outage")
+        migrate(url)
+        settings = nats_settings.model_copy(update={
+            "database_url": url, "nats_ack_wait_s": 5.0})  # the outage outlasts it
+        start = datetime.now(UTC) - timedelta(seconds=100)
+        stream = fixes(settings.mqtt_topic_prefix, 100, 10, start)
+        with worker_thread(settings, "wa"):
+            wait_for(lambda: settled(url, ["wa"]), timeout=30)
+            publish311(settings.mqtt_url or "", stream[:500])
+            wait_for(lambda: stored(url) == 500)
+            wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
+            pg.stop()
+            publish311(settings.mqtt_url or "", stream[500:])  # PUBACKed by JetStream
+            time.sleep(15)  # the outage (not an assertion: nothing may be acked in it)
+            waiting, unacked, _ = backlog(settings.nats_url or "")
+            assert waiting + unacked == 500  # nothing acked while the database was away
+            pg.start()
+            wait_for(lambda: stored(url) == 1000, timeout=60, interval=0.2)
+            wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
+            assert backlog(settings.nats_url or "")[2] == 0  # kept in progress: no copies
+        assert query(url, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions"
+                     )[0] == (1000, 1000)
+    finally:
+        pg.stop()
+
+
+def test_a_broker_restart_loses_nothing_pubacked(nats_settings: Settings,
+                                                 nats_server: EmbeddedNats) -> None:
+    db = nats_settings.database_url or ""
+    url = nats_settings.mqtt_url or ""
+    start = datetime.now(UTC) - timedelta(seconds=200)
+    stream = fixes(nats_settings.mqtt_topic_prefix, 100, 20, start)
+    with worker_thread(nats_settings, "wa"), worker_thread(nats_settings, "wb"):
+        wait_for(lambda: settled(db, ["wa", "wb"]), timeout=30)
+        publish311(url, stream[:1000])
+        nats_server.restart()  # whatever was not yet consumed is in its store
+        publish311(url, stream[1000:])
+        wait_for(lambda: stored(db) == len(stream), timeout=90, interval=0.2)
+    assert query(db, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions")[0] \
+        == (len(stream), len(stream))
