@@ -99,6 +99,17 @@ async def ensure_stream(js: JetStreamContext, settings: Settings) -> None:
         await js.add_stream(stream_config(settings))
 
 
+def prepare_stream(settings: Settings) -> None:
+    """Make the stream now (``shiptrack up`` before any device can publish)."""
+    async def prepare() -> None:
+        nc = await nats.connect(settings.nats_url or "", connect_timeout=5)
+        try:
+            await ensure_stream(nc.jetstream(), settings)
+        finally:
+            await nc.close()
+    asyncio.run(prepare())
+
+
 def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None,
         observer: Observer | None = None) -> None:
     """Run until ``stop`` is set (same shape as ``ingest.service.run``)."""

@@ -17,15 +17,19 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
 from ingest.partitions import mappings
-from shiptrack.embedded import free_port, mqtt_connect_ok
+from shiptrack.config import Settings
+from shiptrack.embedded import free_port, mqtt_connect_ok, port_in_use
 from shiptrack.errors import BrokerError
 
 log = logging.getLogger("shiptrack.embedded")
 MIN_VERSION = (2, 10)
+DEFAULT_PORT = 4222
 
 
 def find_nats_server() -> str | None:
@@ -131,3 +135,24 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def start_for_up(settings: Settings, stack: ExitStack, base: Path,
+                 say: Callable[[str], object]) -> dict[str, object]:
+    """``shiptrack up`` in NATS mode without SHIPTRACK_NATS_URL: an embedded nats-server
+    (its MQTT listener on SHIPTRACK_EMBEDDED_MQTT_PORT when free); the settings to use."""
+    mqtt_port = settings.embedded_mqtt_port
+    server = EmbeddedNats(base / "nats", settings.partitions, settings.mqtt_topic_prefix,
+                          port=None if port_in_use(DEFAULT_PORT) else DEFAULT_PORT,
+                          mqtt_port=None if port_in_use(mqtt_port) else mqtt_port)
+    from ingest.partitioned import prepare_stream
+
+    stack.enter_context(server)
+    server.start()
+    prepare_stream(settings.model_copy(update={"nats_url": server.url}))
+    say(f"embedded NATS JetStream ({settings.partitions} partitions): {server.url}, MQTT "
+        f"for devices: {server.mqtt_url}")
+    updates: dict[str, object] = {"nats_url": server.url}
+    if not settings.mqtt_url:
+        updates["mqtt_url"] = server.mqtt_url
+    return updates

@@ -35,11 +35,15 @@ def _start_servers(settings: Settings, stack: ExitStack, console: Console,
     base = data_dir(settings)
     updates: dict[str, object] = {}
     logins = None
+    if settings.ingest_mode == "nats" and not settings.nats_url:
+        from shiptrack.embedded_nats import start_for_up
+
+        updates |= start_for_up(settings, stack, base, console.print)
     if not settings.database_url:
         pg = stack.enter_context(EmbeddedPostgres(base / "postgres"))
         updates["database_url"] = pg.start()
         console.print(f"embedded PostgreSQL: data in {base / 'postgres'}")
-    if not settings.mqtt_url:
+    if not settings.mqtt_url and "mqtt_url" not in updates:
         broker = EmbeddedBroker(base / "broker", settings.embedded_mqtt_port, keep_port=True)
         logins = _broker_identity(settings, broker, base / "broker", simulate)
         stack.enter_context(broker)
@@ -106,6 +110,9 @@ def _thread(stack: ExitStack, name: str, target: Callable[..., None], *args: obj
 def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console) -> None:
     from api.app import create_app
     from ingest.service import run as run_ingest
+
+    if settings.ingest_mode == "nats":  # docs/SCALING.md
+        from ingest.partitioned import run as run_ingest
 
     # SIGTERM unwinds the stack (stopping the servers) like Ctrl-C, from the first moment
     signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -29,6 +29,7 @@ from tests.integration.nats_fixture import (
     fixes,
     nats_server,
     nats_settings,
+    owners,
     publish311,
     settled,
     stored,
@@ -269,3 +270,81 @@ def test_a_broker_restart_loses_nothing_pubacked(nats_settings: Settings,
         wait_for(lambda: stored(db) == len(stream), timeout=90, interval=0.2)
     assert query(db, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions")[0] \
         == (len(stream), len(stream))
+
+
+def test_two_api_processes_both_stream_the_live_fixes_of_the_workers(
+        nats_settings: Settings) -> None:
+    """The API's live feed subscribes over MQTT (3.1.1) to the live topics, which the
+    workers publish on NATS: any number of API processes get every live fix."""
+    import websockets
+
+    from tests.helpers import running_api
+    from tests.integration.test_streams import next_of, ws_url
+
+    db = nats_settings.database_url or ""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with worker_thread(nats_settings, "wa"), running_api(nats_settings) as one, \
+            running_api(nats_settings) as two:
+        wait_for(lambda: settled(db, ["wa"]), timeout=30)
+
+        async def scenario() -> list[dict[str, object]]:
+            async with websockets.connect(ws_url(one), compression=None) as a, \
+                    websockets.connect(ws_url(two), compression=None) as b:
+                await next_of(a, "snapshot")
+                await next_of(b, "snapshot")
+                await asyncio.to_thread(publish311, nats_settings.mqtt_url or "", fixes(
+                    nats_settings.mqtt_topic_prefix, 1, 1, now))
+                return [await next_of(a, "position", 20), await next_of(b, "position", 20)]
+
+        got = asyncio.run(scenario())
+    assert [(p["device_id"], p["lon"]) for p in got] == [("dev.0", 12.9985)] * 2
+
+
+def test_shiptrack_up_in_nats_mode_runs_an_embedded_nats_server(
+        db_url: str, tmp_path: Path) -> None:
+    """SHIPTRACK_INGEST_MODE=nats: `shiptrack up` starts nats-server (devices publish to
+    its MQTT listener), a partitioned worker, the API; the simulated fleet streams."""
+    import os
+    import subprocess
+    import sys
+
+    import websockets
+
+    from shiptrack.embedded import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
+    env |= {"SHIPTRACK_DATA_DIR": str(tmp_path), "SHIPTRACK_HTTP_PORT": str(port),
+            "SHIPTRACK_DATABASE_URL": db_url, "SHIPTRACK_INGEST_MODE": "nats",
+            "SHIPTRACK_EMBEDDED_MQTT_PORT": str(free_port()), "SHIPTRACK_PARTITIONS": "8"}
+    proc = subprocess.Popen([sys.executable, "-m", "shiptrack", "up", "--simulate", "3"],
+                            env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        token_file = tmp_path / "admin-token"
+        wait_for(lambda: token_file.exists() or proc.poll() is not None, timeout=60)
+        assert proc.poll() is None, proc.communicate(timeout=10)[0]
+        token = token_file.read_text().strip()
+
+        async def first_positions() -> set[str]:
+            seen: set[str] = set()
+            url = f"ws://127.0.0.1:{port}/ws/fleet?token={token}"
+            for _ in range(100):  # the API may still be binding its feed
+                try:
+                    async with websockets.connect(url) as ws:
+                        while len(seen) < 3:
+                            msg = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                            if msg["type"] == "position":
+                                seen.add(msg["device_id"])
+                        return seen
+                except OSError:
+                    await asyncio.sleep(0.2)
+            return seen
+
+        assert asyncio.run(first_positions()) == {"sim-0001", "sim-0002", "sim-0003"}
+        wait_for(lambda: len(owners(db_url)) == 8)  # one worker took every partition
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert "embedded NATS JetStream (8 partitions)" in out, out
+    assert "shiptrack is up" in out
