@@ -119,7 +119,15 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
     applied = migrate(settings.database_url)
     if applied:
         log.info("applied %d migration(s): %s", len(applied), ", ".join(applied))
-    asyncio.run(Worker(settings, stop, ready, observer).main())
+    server = None
+    if settings.metrics_port:
+        server = metrics.serve_metrics(settings.http_host, settings.metrics_port,
+                                       lambda: not stop.is_set())
+    try:
+        asyncio.run(Worker(settings, stop, ready, observer).main())
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 class Worker:
