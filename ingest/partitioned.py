@@ -62,6 +62,7 @@ from ingest.pipeline import Fence, FenceLost, Pipeline, is_transient
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
 from shiptrack.errors import BrokerError, ConfigError
+from shiptrack.topics import route_topic
 
 log = logging.getLogger("shiptrack.ingest")
 Observer = Callable[[str, list[Inbound]], None]  # (worker id, a committed batch)
@@ -143,6 +144,7 @@ class Worker:
         self.lost: set[int] = set()  # found by the heartbeat, dropped by the loop
         self._next_sweep = 0.0
         self._next_rebalance = 0.0
+        self.seen: dict[str, float] = {}  # device -> when this worker last committed it
 
     async def main(self) -> None:
         settings = self.settings
@@ -227,6 +229,9 @@ class Worker:
         for partition in sorted(held - want):
             await self._unsubscribe(partition)
         await self.ownership.release(held - want)
+        if held - want:
+            self.pipeline.forget()  # no state of devices now another worker's is kept
+            self.seen.clear()
         taken = []
         for partition in sorted(want - held):
             if await self.ownership.try_acquire(partition):
@@ -238,6 +243,7 @@ class Worker:
                     await self.ownership.release([partition])
         if taken:
             self.pipeline.forget()  # state of the new devices: loaded from the database
+            self.seen.clear()
             log.info("%s took partitions %s (now %d)", self.name, taken, len(self.subs))
         if held - want:
             log.info("%s let go of partitions %s", self.name, sorted(held - want))
@@ -274,6 +280,7 @@ class Worker:
             await self._unsubscribe(partition)
         self.ownership.drop(partitions)
         self.pipeline.forget()
+        self.seen.clear()
         log.warning("%s dropped partitions %s", self.name, sorted(partitions))
 
     async def _leave(self) -> None:
@@ -316,6 +323,7 @@ class Worker:
         if not batch:
             return
         fence = fence_for(epochs)
+        self._forget_silent(batch)
         try:
             await asyncio.to_thread(self._commit, batch, fence)
         except FenceLost as exc:
@@ -329,8 +337,25 @@ class Worker:
             if self.stop.is_set() and is_transient(exc):
                 return  # stopping while the database is away: redelivered later
             raise
+        now = time.monotonic()
+        for device in self._devices(batch):
+            self.seen[device] = now
         if self.observer is not None:
             self.observer(self.name, batch)
+
+    def _devices(self, batch: list[Inbound]) -> set[str]:
+        prefix = self.settings.mqtt_topic_prefix
+        return {r.device_id for r in (route_topic(m.topic, prefix) for m in batch) if r.valid}
+
+    def _forget_silent(self, batch: list[Inbound]) -> None:
+        """The offline sweep runs on one worker (partition 0's owner) and writes the
+        offline state of every silent device: a device this worker has not seen for half
+        of SHIPTRACK_OFFLINE_AFTER_S has its state reloaded from the database, so that
+        its next fix sends device.online after the sweeper's device.offline."""
+        horizon = time.monotonic() - self.settings.offline_after_s / 2
+        silent = [d for d in self._devices(batch) if self.seen.get(d, horizon) <= horizon]
+        if silent:
+            self.pipeline.forget(silent)
 
     def _commit(self, batch: list[Inbound], fence: Fence) -> None:
         self.retrying(self.pipeline.process, batch, fence)

@@ -136,12 +136,10 @@ class Pipeline:
             self.eta.forget_alerts()
             self.tracker.stale = True  # shipments reloaded: another worker moved them on
             return
-        ids = set(device_ids)
-        for d in ids:
+        for d in set(device_ids):
             self.last.pop(d, None)
             self.tracker.states.pop(d, None)
             self.eta.motions.pop(d, None)
-        self.tracker.stale = True
 
     def process(self, batch: list[Inbound], fence: Fence | None = None) -> None:
         """Decode, store in one transaction, ack, publish. A batch that fails for its

@@ -348,3 +348,35 @@ def test_shiptrack_up_in_nats_mode_runs_an_embedded_nats_server(
         out, _ = proc.communicate(timeout=60)
     assert "embedded NATS JetStream (8 partitions)" in out, out
     assert "shiptrack is up" in out
+
+
+def test_a_device_back_after_the_sweepers_offline_goes_online_on_its_own_worker(
+        nats_settings: Settings) -> None:
+    """The offline sweep runs on partition 0's owner; the device's own worker, not having
+    seen it for half of SHIPTRACK_OFFLINE_AFTER_S, reloads its state: device.online."""
+    from ingest.partitions import device_partition
+
+    settings = nats_settings.model_copy(update={"offline_after_s": 2.0,
+                                                "tracking_sweep_s": 0.3})
+    db = settings.database_url or ""
+    owner = assign(PARTITIONS, ["wa", "wb"])
+    device = next(f"dev.{i}" for i in range(1000)
+                  if owner[device_partition(f"dev.{i}", PARTITIONS)] != owner[0])
+
+    def send() -> None:
+        body = {"ts": datetime.now(UTC).isoformat(), "lat": 52.0, "lon": 13.0}
+        publish311(settings.mqtt_url or "", [(
+            f"{settings.mqtt_topic_prefix}shiptrack/v1/devices/{device}/position",
+            json.dumps(body).encode())])
+
+    def kinds() -> list[str]:
+        return [r[0] for r in query(db, "SELECT type FROM events WHERE device_id = %s"
+                                        " ORDER BY seq", (device,))]
+
+    with worker_thread(settings, "wa"), worker_thread(settings, "wb"):
+        wait_for(lambda: settled(db, ["wa", "wb"]), timeout=30)
+        send()
+        wait_for(lambda: "device.offline" in kinds(), timeout=30)  # by the sweeper
+        send()
+        wait_for(lambda: "device.online" in kinds(), timeout=30)
+    assert kinds() == ["device.offline", "device.online"]
