@@ -17,6 +17,7 @@ JetStream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -206,7 +207,8 @@ class Worker:
                 await self.ownership.register()
                 self.lost |= await self.ownership.refresh()
                 for msg in self.source.in_flight():  # a batch waiting for the database
-                    await msg.in_progress()
+                    with contextlib.suppress(Exception):  # acked meanwhile
+                        await msg.in_progress()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker is away: the leases lapse, or not

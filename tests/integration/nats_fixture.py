@@ -44,7 +44,7 @@ def nats_server(tmp_path: Path, settings: Settings) -> Iterator[EmbeddedNats]:
 def nats_settings(settings: Settings, nats_server: EmbeddedNats) -> Settings:
     return settings.model_copy(update={
         "ingest_mode": "nats", "nats_url": nats_server.url, "mqtt_url": nats_server.mqtt_url,
-        "partitions": PARTITIONS, "nats_lease_s": 2.0, "ingest_batch_size": 2000,
+        "partitions": PARTITIONS, "nats_lease_s": 3.0, "ingest_batch_size": 2000,
         "tracking_sweep_s": 3600.0,
     })
 
