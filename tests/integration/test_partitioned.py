@@ -380,3 +380,52 @@ def test_a_device_back_after_the_sweepers_offline_goes_online_on_its_own_worker(
         send()
         wait_for(lambda: "device.online" in kinds(), timeout=30)
     assert kinds() == ["device.offline", "device.online"]
+
+
+def test_a_lost_fence_commits_acks_publishes_and_dead_letters_nothing(
+        settings: Settings) -> None:
+    """Pipeline.process(batch, fence): a fence raising FenceLost rolls the batch back
+    (its dead letters too), acks and publishes nothing, and
+    forgets the cached device state."""
+    import pytest
+
+    from ingest.mqtt_source import Inbound
+    from ingest.pipeline import FenceLost, Pipeline
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.acked: list[Inbound] = []
+            self.published: list[str] = []
+
+        def ack(self, batch: list[Inbound]) -> int:
+            self.acked.extend(batch)
+            return len(batch)
+
+        def publish(self, topic: str, payload: bytes) -> None:
+            self.published.append(topic)
+
+    db = settings.database_url or ""
+    stream = fixes(settings.mqtt_topic_prefix, 2, 2, datetime.now(UTC) - timedelta(seconds=60))
+    batch = [Inbound(0, i, 1, t, p, time.time()) for i, (t, p) in enumerate(stream)]
+    source = Recorder()
+    pipeline = Pipeline(settings, source, db)  # type: ignore[arg-type]
+
+    def lost(conn: psycopg.Connection[object]) -> None:
+        raise FenceLost("taken over")
+
+    try:
+        pipeline.process(batch[:2])
+        assert stored(db) == 2 and set(pipeline.last) == {"dev.0", "dev.1"}
+        published = list(source.published)
+        with pytest.raises(FenceLost):
+            pipeline.process(batch[2:], lost)
+        bad = Inbound(0, 99, 1, f"{settings.mqtt_topic_prefix}shiptrack/v1/devices/x/"
+                      "position", b"\xff not json", time.time())
+        with pytest.raises(FenceLost):  # its dead letter too is under the fence
+            pipeline.process([bad], lost)
+    finally:
+        pipeline.close()
+    assert stored(db) == 2
+    assert [m.mid for m in source.acked] == [0, 1] and source.published == published
+    assert pipeline.last == {}
+    assert query(db, "SELECT count(*) FROM dead_letters")[0][0] == 0
