@@ -190,12 +190,14 @@ class Worker:
                     await self._process(msgs)
         finally:
             heartbeat.cancel()
-            await self._leave()
+            await self._leave(nc.is_connected)
             await asyncio.to_thread(self.pipeline.close)
-            try:
-                await nc.drain()
+            try:  # bounded: a broker that is away must not hold the exit up
+                await asyncio.wait_for(nc.drain(), self.settings.nats_lease_s)
             except Exception as exc:
                 log.debug("drain: %s", exc)
+                with contextlib.suppress(Exception):
+                    await nc.close()
             log.info("ingest worker %s stopped", self.name)
 
     # -- ownership ---------------------------------------------------------------------
@@ -285,14 +287,20 @@ class Worker:
         self.seen.clear()
         log.warning("%s dropped partitions %s", self.name, sorted(partitions))
 
-    async def _leave(self) -> None:
-        for partition in list(self.subs):
-            await self._unsubscribe(partition)
+    async def _leave(self, connected: bool) -> None:
+        """Let go of everything at once (the others take over without waiting for the
+        leases to lapse); with the broker away, the leases lapse instead."""
+        if not connected:
+            self.subs.clear()
+            return
         try:
-            await self.ownership.release(list(self.ownership.held))
-            await self.ownership.deregister()
-        except Exception as exc:
-            log.debug("leave: %s", exc)
+            async with asyncio.timeout(self.settings.nats_lease_s):
+                for partition in list(self.subs):
+                    await self._unsubscribe(partition)
+                await self.ownership.release(list(self.ownership.held))
+                await self.ownership.deregister()
+        except Exception as exc:  # the broker went away meanwhile: the leases lapse
+            log.warning("%s left without releasing its leases: %s", self.name, exc)
 
     # -- the batch ---------------------------------------------------------------------
 

@@ -462,3 +462,22 @@ def test_a_lost_fence_commits_acks_publishes_and_dead_letters_nothing(
     assert [m.mid for m in source.acked] == [0, 1] and source.published == published
     assert pipeline.last == {}
     assert query(db, "SELECT count(*) FROM dead_letters")[0][0] == 0
+
+
+def test_a_worker_stops_on_sigterm_with_the_broker_away(
+        nats_settings: Settings, nats_server: EmbeddedNats, tmp_path: Path) -> None:
+    """The leases lapse instead of being released one by one against a broker that is
+    not there (16 requests timing out would hold the exit for minutes)."""
+    db = nats_settings.database_url or ""
+    log = tmp_path / "wa.log"
+    wa = worker_process(nats_settings, "wa", log)
+    try:
+        wait_for(lambda: settled(db, ["wa"]), timeout=60)
+        nats_server.stop()
+        wa.send_signal(signal.SIGTERM)
+        assert wa.wait(60) == 0
+    finally:
+        if wa.poll() is None:
+            wa.kill()
+            wa.wait(10)
+    assert "ingest worker wa stopped" in log.read_text()
