@@ -60,6 +60,7 @@ from shiptrack.partitions import (
     STREAM,
     SUBJECT_ROOT,
     consumer_name,
+    device_partition,
     owned,
     partition_subject,
 )
@@ -145,7 +146,6 @@ class Worker:
         self.lost: set[int] = set()  # found by the heartbeat, dropped by the loop
         self._next_sweep = 0.0
         self._next_rebalance = 0.0
-        self.seen: dict[str, float] = {}  # device -> when this worker last committed it
 
     async def main(self) -> None:
         settings = self.settings
@@ -235,7 +235,6 @@ class Worker:
         await self.ownership.release(held - want)
         if held - want:
             self.pipeline.forget()  # no state of devices now another worker's is kept
-            self.seen.clear()
         taken = []
         for partition in sorted(want - held):
             if await self.ownership.try_acquire(partition):
@@ -247,7 +246,6 @@ class Worker:
                     await self.ownership.release([partition])
         if taken:
             self.pipeline.forget()  # state of the new devices: loaded from the database
-            self.seen.clear()
             log.info("%s took partitions %s (now %d)", self.name, taken, len(self.subs))
         if held - want:
             log.info("%s let go of partitions %s", self.name, sorted(held - want))
@@ -284,7 +282,6 @@ class Worker:
             await self._unsubscribe(partition)
         self.ownership.drop(partitions)
         self.pipeline.forget()
-        self.seen.clear()
         log.warning("%s dropped partitions %s", self.name, sorted(partitions))
 
     async def _leave(self, connected: bool) -> None:
@@ -333,7 +330,6 @@ class Worker:
         if not batch:
             return
         fence = fence_for(epochs)
-        self._forget_silent(batch)
         try:
             await asyncio.to_thread(self._commit, batch, fence)
         except FenceLost as exc:
@@ -347,9 +343,6 @@ class Worker:
             if self.stop.is_set() and is_transient(exc):
                 return  # stopping while the database is away: redelivered later
             raise
-        now = time.monotonic()
-        for device in self._devices(batch):
-            self.seen[device] = now
         if self.observer is not None:
             self.observer(self.name, batch)
 
@@ -357,26 +350,23 @@ class Worker:
         prefix = self.settings.mqtt_topic_prefix
         return {r.device_id for r in (route_topic(m.topic, prefix) for m in batch) if r.valid}
 
-    def _forget_silent(self, batch: list[Inbound]) -> None:
-        """The offline sweep runs on one worker (partition 0's owner) and writes the
-        offline state of every silent device: a device this worker has not seen for half
-        of SHIPTRACK_OFFLINE_AFTER_S has its state reloaded from the database, so that
-        its next fix sends device.online after the sweeper's device.offline."""
-        horizon = time.monotonic() - self.settings.offline_after_s / 2
-        silent = [d for d in self._devices(batch) if self.seen.get(d, horizon) <= horizon]
-        if silent:
-            self.pipeline.forget(silent)
-
     def _commit(self, batch: list[Inbound], fence: Fence) -> None:
         self.retrying(self.pipeline.process, batch, fence)
         metrics.INBOX.set(0)
 
     async def _sweep(self) -> None:
-        """The offline sweep, on one worker only: the owner of partition 0."""
-        if 0 not in self.ownership.held or time.monotonic() < self._next_sweep:
+        """The offline sweep of this worker's own devices (those of the partitions it
+        holds), fenced like a batch: each device's state is stepped by its owner only."""
+        epochs = self.ownership.epochs(list(self.ownership.held))
+        if not epochs or time.monotonic() < self._next_sweep:
             return
         self._next_sweep = time.monotonic() + self.settings.tracking_sweep_s
+        n = self.settings.partitions
+
+        def owns(device_id: str) -> bool:
+            return device_partition(device_id, n) in epochs
+
         try:
-            await asyncio.to_thread(self.pipeline.sweep)
+            await asyncio.to_thread(self.pipeline.sweep, fence_for(epochs), owns)
         except Exception as exc:
             log.warning("tracking sweep skipped: %s", exc)

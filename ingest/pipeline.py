@@ -373,15 +373,19 @@ class Pipeline:
     def _publish_events(self, events: list[Event]) -> None:
         self._publish(LIVE_EVENTS, events, encode_events)
 
-    def sweep(self, fence: Fence | None = None) -> None:
+    def sweep(self, fence: Fence | None = None,
+              owns: Callable[[str], bool] | None = None) -> None:
         """The periodic part of tracking: notice geofence/shipment changes, and send
-        ``device.offline`` for live devices silent for ``SHIPTRACK_OFFLINE_AFTER_S``.
+        ``device.offline`` for live devices silent for ``SHIPTRACK_OFFLINE_AFTER_S``
+        (only those ``owns`` accepts: a partitioned worker sweeps its own devices).
         Raises only transient database errors (like ``process``) and ``FenceLost``."""
         try:
             store, loader = self.connect()
             self._reload()
             now = datetime.now(UTC)
-            silent = loader.offline_candidates(now - self.tracker.config.offline_after)
+            silent = [(d, ts) for d, ts in
+                      loader.offline_candidates(now - self.tracker.config.offline_after)
+                      if owns is None or owns(d)]
             if not silent:
                 return
             view = self._view(loader, (d for d, _ in silent))

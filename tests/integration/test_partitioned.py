@@ -400,8 +400,8 @@ def test_shiptrack_up_in_nats_mode_runs_an_embedded_nats_server(
 
 def test_a_device_back_after_the_sweepers_offline_goes_online_on_its_own_worker(
         nats_settings: Settings) -> None:
-    """The offline sweep runs on partition 0's owner; the device's own worker, not having
-    seen it for half of SHIPTRACK_OFFLINE_AFTER_S, reloads its state: device.online."""
+    """Each worker sweeps the devices of its own partitions: a device on the worker that
+    does not hold partition 0 goes offline, and online again with its next fix."""
     from shiptrack.partitions import device_partition
 
     settings = nats_settings.model_copy(update={"offline_after_s": 2.0,
@@ -424,7 +424,7 @@ def test_a_device_back_after_the_sweepers_offline_goes_online_on_its_own_worker(
     with worker_thread(settings, "wa"), worker_thread(settings, "wb"):
         wait_for(lambda: settled(db, ["wa", "wb"]), timeout=30)
         send()
-        wait_for(lambda: "device.offline" in kinds(), timeout=30)  # by the sweeper
+        wait_for(lambda: "device.offline" in kinds(), timeout=30)  # by its own worker
         send()
         wait_for(lambda: "device.online" in kinds(), timeout=30)
     assert kinds() == ["device.offline", "device.online"]

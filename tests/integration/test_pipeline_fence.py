@@ -14,7 +14,7 @@ import pytest
 from ingest.mqtt_source import Inbound
 from ingest.pipeline import FenceLost, Pipeline
 from shiptrack.config import Settings
-from tests.helpers import query
+from tests.helpers import query, wait_for
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
@@ -143,4 +143,26 @@ def test_forget_drops_the_cached_state_of_those_devices_only(settings: Settings)
     assert p.last["d1"].accepted.ts == T0 + timedelta(seconds=2)
     p.forget()
     assert p.last == {} and p.tracker.states == {}
+    p.close()
+
+
+def test_the_sweep_sends_offline_only_for_the_devices_it_owns(settings: Settings) -> None:
+    # a partitioned worker sweeps the devices of its own partitions (owns), fenced
+    quick = settings.model_copy(update={"offline_after_s": 1.0})
+    p, _ = pipeline(quick)
+    now = json.dumps({"ts": datetime.now(UTC).isoformat(), "lat": 10.0, "lon": 10.0}).encode()
+    p.process([message(quick, "mine", 1, payload=now), message(quick, "theirs", 1, payload=now)])
+
+    def offline() -> list[str]:
+        return [str(r[0]) for r in query(quick.database_url or "",
+                "SELECT device_id FROM events WHERE type = 'device.offline' ORDER BY 1")]
+
+    def swept_mine() -> bool:  # silent for a second: the sweep finds it
+        p.sweep(epoch_fence(1), owns=lambda device: device == "mine")
+        return offline() == ["mine"]
+
+    wait_for(swept_mine)
+    assert count(quick, "SELECT count(*) FROM fence_test") >= 1  # in the sweep's transaction
+    p.sweep(owns=lambda device: device == "theirs")
+    assert offline() == ["mine", "theirs"]
     p.close()
