@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 
 from shiptrack.eta import stacking
 from shiptrack.eta.evaluate import Replay
+from shiptrack.eta.model import Progress
+from shiptrack.eta.speed import Motion
 from shiptrack.eta.stacking import LEARNED, PRIOR, Stack, candidates, share_bin
 from shiptrack.eta.trips import parse_trip
 
@@ -137,3 +139,27 @@ def test_the_interval_is_conformalised_around_what_is_output() -> None:
     assert low3 <= H <= high3
     saved = Stack.from_json(stack.to_json())
     assert saved.interval(cands, H, H, 0.95 * H, 1.05 * H) == pytest.approx(found, rel=1e-3)
+
+
+def test_the_estimate_carries_the_conformal_interval_and_its_late_probability() -> None:
+    """After a replay the interval an estimate gives is the conformalised one, and its
+    ``late_probability`` agrees with it: 10 % beyond the high end, 90 % beyond the low."""
+    replay = Replay()
+    replay.run([parse_trip(r) for r in vessels(40)])
+    trip = parse_trip(vessels(41)[-1])
+    est, motion, progress = replay.estimator, Motion(), Progress()
+    plan = est.plan(trip.destination)
+    for t, lat, lon in list(zip(trip.ts, trip.lats, trip.lons, strict=True))[:6]:
+        est.observe_at(motion, t, lat, lon)
+        result = est.estimate_at(plan, progress, motion, t, lat, lon)
+    blended, low, high = result.band
+    stack = replay.history.stack
+    assert stack.interval(result.candidates[:-1], result.candidates[-1], blended, low, high) \
+        == pytest.approx((result.eta_low.timestamp() - t, result.eta_high.timestamp() - t),
+                         abs=1e-3)
+    assert result.eta.timestamp() - t == pytest.approx(blended, abs=1e-3)
+    assert result.outlook is not None
+    assert result.outlook.late_probability(result.eta_high.timestamp() - t) == \
+        pytest.approx(0.1, abs=1e-3)
+    assert result.outlook.late_probability(result.eta_low.timestamp() - t) == \
+        pytest.approx(0.9, abs=1e-3)
