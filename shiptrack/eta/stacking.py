@@ -22,7 +22,7 @@ the standard error of its per-record difference from the better baseline's error
 few records it has to be clearly better than that baseline to take weight from it, and
 with many records it is judged by its mean error alone. While a bin and its neighbours
 hold fewer than ``MIN_RECORDS`` records, the weights are ``PRIOR`` (``PRIOR_START`` at
-the start, where ``MIN_START`` records of its own are enough).
+the start). ``Z`` is 0 by default: measured, the bound cost more than it saved.
 
 The interval is conformalised around what is output (split conformal, the two ends
 apart): each record also keeps the blend it gave and the interval it had before this
@@ -54,8 +54,8 @@ PRIOR_START = (1.0, 0.0, 0.0, 0.0)  # ... and at the start, where it has none: p
 BASELINES = (CANDIDATES.index("fleet"), CANDIDATES.index("own"))
 MAX_RECORDS = 1_500  # per share bin
 MIN_RECORDS = 60  # records of a bin and its neighbours for their own weights
-MIN_START = 20  # ... of the start bin (one per trip; the error bound shrinks the weights)
-Z = 1.0  # standard errors added to a non-baseline candidate's mean error
+Z = 0.0  # standard errors added to the best model's mean error against the baselines
+# (off: on the measured sets it cost more than it saved, docs/ETA.md "Third pass")
 TAIL = 0.1  # each end of the interval misses this share of past arrivals (80 % interval)
 MIN_SCORES = 30  # records with an interval that a bin's conformal offsets need
 FLOOR_S = 30.0  # times left are floored here before taking logs
@@ -191,13 +191,13 @@ class Stack:
 
     def _fit(self, b: int) -> NDArray[np.float64]:
         pool = self._pool(b)
-        if len(pool) < (MIN_START if b == 0 else MIN_RECORDS):
+        if len(pool) < MIN_RECORDS:
             return np.asarray(PRIOR_START if b == 0 else PRIOR, dtype=np.float64)
         n = len(CANDIDATES)
         a = np.asarray([r[:n + 1] for r in pool], dtype=np.float64)
         x, y = a[:, :-1], a[:, -1]
         learned = ~np.isnan(x[:, LEARNED])
-        if learned.sum() >= (MIN_START if b == 0 else MIN_RECORDS):
+        if learned.sum() >= MIN_RECORDS:
             return _weights(x[learned], y[learned], range(n))
         others = [i for i in range(n) if i != LEARNED]
         w = np.zeros(n)
