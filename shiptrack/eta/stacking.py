@@ -60,7 +60,6 @@ TAIL = 0.1  # each end of the interval misses this share of past arrivals (80 % 
 MIN_SCORES = 30  # records with an interval that a bin's conformal offsets need
 FLOOR_S = 30.0  # times left are floored here before taking logs
 NO_BAND = (math.nan, math.nan, math.nan)
-REFRESH = 50  # a bin's weights are refitted once records near it grew by a 50th
 EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share done
 BETA = 30.0  # how sharply a candidate's weight falls with its error relative to the best
 
@@ -116,8 +115,9 @@ def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
 
 
 class Stack:
-    """The records per share bin and the weights and offsets they give (cached; refitted
-    once the bin and its neighbours got ``1 / REFRESH`` of the bin's records anew)."""
+    """The records per share bin and the weights and offsets they give (cached until a
+    new record in the bin or its neighbours: stale weights cost much where the
+    correction is young, measured in docs/ETA.md "Third pass")."""
 
     def __init__(self) -> None:
         bins = len(EDGES) + 1
@@ -125,7 +125,6 @@ class Stack:
             deque(maxlen=MAX_RECORDS) for _ in range(bins)]
         self._weights: list[NDArray[np.float64] | None] = [None] * bins
         self._offsets: list[tuple[float, float] | None] = [None] * bins
-        self._new = [0] * bins  # records near each bin since its weights were fitted
 
     def add(self, cands: Sequence[float], elapsed_s: float, actual_s: float,
             band: Sequence[float] = NO_BAND) -> None:
@@ -134,10 +133,7 @@ class Stack:
         b = share_bin(elapsed_s, cands)
         self.records[b].append((*cands, actual_s, *band))
         for near in range(max(b - 1, 0), min(b + 2, len(self.records))):
-            self._new[near] += 1
-            if self._new[near] * REFRESH > len(self.records[near]):
-                self._weights[near] = self._offsets[near] = None
-                self._new[near] = 0
+            self._weights[near] = self._offsets[near] = None
 
     def weights(self, b: int) -> NDArray[np.float64]:
         found = self._weights[b]
@@ -147,12 +143,15 @@ class Stack:
         return found
 
     def blend(self, cands: Sequence[float], elapsed_s: float) -> float:
-        """The blended time left, seconds."""
+        """The blended time left, seconds: the weighted mean of the candidates' logs, so a
+        candidate far off (the trip's own speed after an early rest: ten times too long)
+        moves the blend by its weight's share of the ratio, not of the seconds."""
         w = self.weights(share_bin(elapsed_s, cands))
         x = list(cands)
         if math.isnan(x[LEARNED]):
             x[LEARNED] = x[0]  # no correction: weight meant for it goes to the physical model
-        return sum(v * float(wi) for v, wi in zip(x, w, strict=True))
+        return math.exp(sum(math.log(max(v, FLOOR_S)) * float(wi)
+                            for v, wi in zip(x, w, strict=True)))
 
     def interval(self, cands: Sequence[float], elapsed_s: float, blended_s: float,
                  low_s: float, high_s: float) -> tuple[float, float] | None:

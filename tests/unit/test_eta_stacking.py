@@ -28,7 +28,8 @@ PRIOR_TRIPS = 5  # trips before the records are enough (``MIN_RECORDS``) in thes
 def test_weights_follow_the_record_and_start_from_the_prior() -> None:
     stack = Stack()
     cands = candidates(2 * H, None, 3 * H, 1 * H)
-    assert stack.blend(cands, 1 * H) == pytest.approx(PRIOR[0] * 2 * H + PRIOR[3] * 1 * H)
+    assert stack.blend(cands, 1 * H) == pytest.approx(  # a weighted mean of the logs
+        math.exp(PRIOR[0] * math.log(2 * H) + PRIOR[3] * math.log(1 * H)))
     # the trip's own speed has always been right, the physical model twice too slow
     for i in range(80):
         left = H * (1 + i % 3)
