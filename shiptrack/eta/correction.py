@@ -32,8 +32,8 @@ MAX_ROWS = 60_000  # most recent samples a fit uses
 MAX_SCORES = 1_500  # conformal scores kept per bin
 MIN_SCORES = 60
 FIRST_FIT_TRIPS = 40  # trips learned before the first fit
-REFIT_GROWTH = 0.2  # refit when the trips learned grew by this share since the last fit
-REFIT_MOST_TRIPS = 1_000  # ... or by this many
+REFIT_GROWTH = 0.1  # refit when the trips learned grew by this share since the last fit
+REFIT_MOST_TRIPS = 500  # ... or by this many
 FLOOR_S = 30.0
 PARAMS: dict[str, Any] = {
     "objective": "quantile", "learning_rate": 0.06, "num_leaves": 31,

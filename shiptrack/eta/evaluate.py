@@ -145,7 +145,8 @@ class Replay:
                 self.history.calibration.add(kind, predicted, actual)
             for result, actual in lesson.estimates:
                 self.history.learn_estimate(result.row, result.lanes, result.raw, result.share,
-                                            result.predicted_s, actual, result.candidates)
+                                            result.predicted_s, actual, result.candidates,
+                                            result.band)
             self.history.trip_learned(self.refit)
 
     def _motion(self, trip: Trip) -> Motion:

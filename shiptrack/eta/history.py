@@ -21,7 +21,7 @@ from shiptrack.eta.lanes import FineSpeeds, Lanes
 from shiptrack.eta.profile import SpeedProfile, cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, RestModel
 from shiptrack.eta.speed import Step
-from shiptrack.eta.stacking import Stack
+from shiptrack.eta.stacking import NO_BAND, Stack
 
 DEFAULT_DETOUR = 1.25  # road distance over great-circle distance where nothing is known
 DETOUR_PRIOR = 5  # trips of evidence that outweigh the default detour
@@ -79,10 +79,11 @@ class History:
     def learn_estimate(self, row: tuple[float, ...], lanes: tuple[str, ...],
                        raw: tuple[float, float, float] | None, share: float,
                        predicted_s: float, actual_s: float,
-                       candidates: tuple[float, ...] = ()) -> None:
+                       candidates: tuple[float, ...] = (), band: tuple[float, ...] = ()
+                       ) -> None:
         """An estimate made during a trip that has now arrived: a sample for the
-        correction, a visit of its lanes and, when the correction made it, a conformal
-        score."""
+        correction, a visit of its lanes, when the correction made it a conformal score,
+        and a record for the blend and its interval (``stacking``)."""
         y = target(actual_s, predicted_s)
         if row:
             self.learner.add(list(row), y)
@@ -91,7 +92,7 @@ class History:
         if raw is not None and self.correction is not None:
             self.correction.score(raw, share, y)
         if candidates:
-            self.stack.add(candidates[:-1], candidates[-1], actual_s)
+            self.stack.add(candidates[:-1], candidates[-1], actual_s, band or NO_BAND)
 
     def trip_learned(self, refit: bool = True) -> bool:
         """A trip's lessons are all in; refit the correction when it is due (True then)."""

@@ -98,6 +98,7 @@ class EtaResult(NamedTuple):
     share: float = 0.0  # share of the trip done, by the physical prediction
     candidates: tuple[float, ...] = ()  # what the blend weighed (``stacking.CANDIDATES``),
     # then the seconds since the shipment's first fix
+    band: tuple[float, ...] = ()  # (blend, low, high) seconds left before the conformal step
 
 
 class Progress(msgspec.Struct, kw_only=True):
@@ -209,12 +210,20 @@ class EtaEstimator:
         cands = candidates(predicted, point if raw is not None else None,
                            remaining_m / max(history.fleet_kmh / 3.6, 0.1),
                            None if own_ms is None else remaining_m / max(own_ms, 0.1))
-        blended = history.stack.blend(cands, elapsed)
+        stack = history.stack
+        blended = stack.blend(cands, elapsed)
         ratio = max(blended, 1.0) / max(point, 1.0)  # the interval moves with the blend
-        return EtaResult(_moment(t + blended), _moment(t + min(low_s * ratio, blended)),
-                         _moment(t + max(high_s * ratio, blended)), remaining_m,
-                         predicted, kind, outlook.scaled(ratio), tuple(row), keys, raw, share,
-                         (*cands, elapsed))
+        low_s, high_s = min(low_s * ratio, blended), max(high_s * ratio, blended)
+        band = (blended, low_s, high_s)
+        conformal = stack.interval(cands, elapsed, blended, low_s, high_s)
+        if conformal is None:
+            outlook = outlook.scaled(ratio)
+        else:
+            low_s, high_s = conformal
+            outlook = Outlook.from_quantiles(low_s, blended, high_s)
+        return EtaResult(_moment(t + blended), _moment(t + low_s), _moment(t + high_s),
+                         remaining_m, predicted, kind, outlook, tuple(row), keys, raw, share,
+                         (*cands, elapsed), band)
 
     def _physical_outlook(self, kind: str, predicted: float, other: float, chance: float
                           ) -> Outlook:

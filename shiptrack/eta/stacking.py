@@ -16,8 +16,20 @@ to the correction as the correction earns it. Soft weights, not a choice of the 
 a fitted convex combination: on tens of trips with heavy-tailed errors both of those
 follow the noise (measured in docs/ETA.md, "Cold start").
 
-Shrinkage: while a bin and its neighbours hold fewer than ``MIN_RECORDS`` records, the
-weights are ``PRIOR``: the physical model alone (as without history, in ingest too).
+Shrinkage by sample count: a candidate that is not a baseline (the physical model, the
+correction) is judged by an upper bound of its error, ``mae + Z * se``, where ``se`` is
+the standard error of its per-record difference from the better baseline's error; so on
+few records it has to be clearly better than that baseline to take weight from it, and
+with many records it is judged by its mean error alone. While a bin and its neighbours
+hold fewer than ``MIN_RECORDS`` records, the weights are ``PRIOR`` (``PRIOR_START`` at
+the start). ``Z`` is 0 by default: measured, the bound cost more than it saved.
+
+The interval is conformalised around what is output (split conformal, the two ends
+apart): each record also keeps the blend it gave and the interval it had before this
+step (the correction's, or the physical model's calibration, moved by the blend); the
+``1 - TAIL`` quantiles of how far the arrival fell below its low end and above its high
+end, relative to the blend, move each end for the same share bin, so the interval held
+``1 - 2 * TAIL`` of past arrivals there whatever the blend did to it.
 The learned candidate gets weight only from records where a correction was fitted, and
 only once there are enough of those, so a correction fitted a moment ago is not judged
 by the physical model's record. Everything is learned from arrived trips only (the
@@ -39,8 +51,15 @@ CANDIDATES = ("physical", "learned", "fleet", "own")
 LEARNED = CANDIDATES.index("learned")
 PRIOR = (0.5, 0.0, 0.0, 0.5)  # before enough records: half physical, half the trip's own
 PRIOR_START = (1.0, 0.0, 0.0, 0.0)  # ... and at the start, where it has none: physical
+BASELINES = (CANDIDATES.index("fleet"), CANDIDATES.index("own"))
 MAX_RECORDS = 1_500  # per share bin
 MIN_RECORDS = 60  # records of a bin and its neighbours for their own weights
+Z = 0.0  # standard errors added to the best model's mean error against the baselines
+# (off: on the measured sets it cost more than it saved, docs/ETA.md "Third pass")
+TAIL = 0.1  # each end of the interval misses this share of past arrivals (80 % interval)
+MIN_SCORES = 30  # records with an interval that a bin's conformal offsets need
+FLOOR_S = 30.0  # times left are floored here before taking logs
+NO_BAND = (math.nan, math.nan, math.nan)
 EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share done
 BETA = 30.0  # how sharply a candidate's weight falls with its error relative to the best
 
@@ -53,14 +72,36 @@ def candidates(predicted_s: float, learned_s: float | None, fleet_s: float,
             fleet_s if own_s is None else own_s)
 
 
-def _weights(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Exponential weights by each candidate's mean absolute error relative to the best's:
-    ``exp(-BETA * (mae / best_mae))``, normalised (one 10 % worse than the best gets
+def _exp_weights(mae: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``exp(-BETA * mae / best_mae)``, normalised (one 10 % worse than the best gets
     e^-3 of its weight)."""
-    mae = np.abs(x - y[:, None]).mean(axis=0)
     score = -BETA * mae / max(float(mae.min()), 1e-9)
     w = np.exp(score - score.max())
     return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def _weights(x: NDArray[np.float64], y: NDArray[np.float64], cols: Sequence[int]
+             ) -> NDArray[np.float64]:
+    """Exponential weights by each candidate's mean absolute error relative to the best's
+    (``_exp_weights``). ``cols``: which candidate each column of ``x`` is. The models
+    (not baselines) are weighed among themselves by their mean errors; against the
+    baselines, as a group, by the best model's error plus ``Z`` standard errors of its
+    difference from the better baseline's (shrinkage towards that baseline while the
+    records are few)."""
+    err = np.abs(x - y[:, None])
+    mae = err.mean(axis=0)
+    base = [i for i, c in enumerate(cols) if c in BASELINES]
+    models = [i for i, c in enumerate(cols) if c not in BASELINES]
+    if not base or not models or len(y) < 2:
+        return _exp_weights(mae)
+    b = base[int(np.argmin(mae[base]))]
+    m = models[int(np.argmin(mae[models]))]
+    se = float(np.std(err[:, m] - err[:, b], ddof=1)) / math.sqrt(len(y))
+    group = _exp_weights(np.asarray([mae[m] + Z * se, mae[b]]))
+    w = np.zeros(len(cols))
+    w[models] = group[0] * _exp_weights(mae[models])
+    w[base] = group[1] * _exp_weights(mae[base])
+    return w
 
 
 def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
@@ -74,19 +115,25 @@ def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
 
 
 class Stack:
-    """The records per share bin and the weights they give (cached until a new record)."""
+    """The records per share bin and the weights and offsets they give (cached until a
+    new record in the bin or its neighbours: stale weights cost much where the
+    correction is young, measured in docs/ETA.md "Third pass")."""
 
     def __init__(self) -> None:
         bins = len(EDGES) + 1
         self.records: list[deque[tuple[float, ...]]] = [
             deque(maxlen=MAX_RECORDS) for _ in range(bins)]
         self._weights: list[NDArray[np.float64] | None] = [None] * bins
+        self._offsets: list[tuple[float, float] | None] = [None] * bins
 
-    def add(self, cands: Sequence[float], elapsed_s: float, actual_s: float) -> None:
-        """An estimate's candidates, once its trip has arrived after ``actual_s``."""
+    def add(self, cands: Sequence[float], elapsed_s: float, actual_s: float,
+            band: Sequence[float] = NO_BAND) -> None:
+        """An estimate's candidates, once its trip has arrived after ``actual_s``; ``band``:
+        the (blend, low, high) seconds it output before the conformal step."""
         b = share_bin(elapsed_s, cands)
-        self.records[b].append((*cands, actual_s))
-        self._weights[b] = None
+        self.records[b].append((*cands, actual_s, *band))
+        for near in range(max(b - 1, 0), min(b + 2, len(self.records))):
+            self._weights[near] = self._offsets[near] = None
 
     def weights(self, b: int) -> NDArray[np.float64]:
         found = self._weights[b]
@@ -96,25 +143,64 @@ class Stack:
         return found
 
     def blend(self, cands: Sequence[float], elapsed_s: float) -> float:
-        """The blended time left, seconds."""
+        """The blended time left, seconds: the weighted mean of the candidates' logs, so a
+        candidate far off (the trip's own speed after an early rest: ten times too long)
+        moves the blend by its weight's share of the ratio, not of the seconds."""
         w = self.weights(share_bin(elapsed_s, cands))
         x = list(cands)
         if math.isnan(x[LEARNED]):
             x[LEARNED] = x[0]  # no correction: weight meant for it goes to the physical model
-        return sum(v * float(wi) for v, wi in zip(x, w, strict=True))
+        return math.exp(sum(math.log(max(v, FLOOR_S)) * float(wi)
+                            for v, wi in zip(x, w, strict=True)))
+
+    def interval(self, cands: Sequence[float], elapsed_s: float, blended_s: float,
+                 low_s: float, high_s: float) -> tuple[float, float] | None:
+        """The interval conformalised around ``blended_s`` (``low_s``/``high_s``: before this
+        step), or None while the bin's record is too thin."""
+        found = self.offsets(share_bin(elapsed_s, cands))
+        if found is None:
+            return None
+        d_lo, d_hi = found
+        mid = math.log(max(blended_s, FLOOR_S))
+        lo = math.log(max(low_s, FLOOR_S)) - mid - d_lo
+        hi = math.log(max(high_s, FLOOR_S)) - mid + d_hi
+        return min(blended_s * math.exp(lo), blended_s), max(blended_s * math.exp(hi),
+                                                             blended_s)
+
+    def offsets(self, b: int) -> tuple[float, float] | None:
+        """How far to move the low and the high end (log), for share bin ``b``."""
+        found = self._offsets[b]
+        if found is None:
+            found = self._conformal(b) or (math.nan, math.nan)
+            self._offsets[b] = found
+        return None if math.isnan(found[0]) else found
+
+    def _conformal(self, b: int) -> tuple[float, float] | None:
+        n = len(CANDIDATES) + 1
+        for pool in self._pools(b):
+            rows = [r for r in pool if len(r) > n + 2 and not math.isnan(r[n + 1])]
+            if len(rows) < MIN_SCORES:
+                continue
+            a = np.log(np.maximum(np.asarray([r[n - 1:n + 3] for r in rows]), FLOOR_S))
+            y = a[:, 0] - a[:, 1]  # actual and the ends, relative to the blend
+            lo, hi = a[:, 2] - a[:, 1], a[:, 3] - a[:, 1]
+            return (float(np.quantile(lo - y, 1.0 - TAIL)),
+                    float(np.quantile(y - hi, 1.0 - TAIL)))
+        return None
 
     def _fit(self, b: int) -> NDArray[np.float64]:
         pool = self._pool(b)
         if len(pool) < MIN_RECORDS:
             return np.asarray(PRIOR_START if b == 0 else PRIOR, dtype=np.float64)
-        a = np.asarray(pool, dtype=np.float64)
+        n = len(CANDIDATES)
+        a = np.asarray([r[:n + 1] for r in pool], dtype=np.float64)
         x, y = a[:, :-1], a[:, -1]
         learned = ~np.isnan(x[:, LEARNED])
         if learned.sum() >= MIN_RECORDS:
-            return _weights(x[learned], y[learned])
-        others = [i for i in range(len(CANDIDATES)) if i != LEARNED]
-        w = np.zeros(len(CANDIDATES))
-        w[others] = _weights(x[:, others], y)
+            return _weights(x[learned], y[learned], range(n))
+        others = [i for i in range(n) if i != LEARNED]
+        w = np.zeros(n)
+        w[others] = _weights(x[:, others], y, others)
         return w
 
     def _pool(self, b: int) -> list[tuple[float, ...]]:
@@ -127,6 +213,13 @@ class Stack:
         if len(pool) < MIN_RECORDS:
             pool = [r for records in self.records[1:] for r in records]
         return pool
+
+    def _pools(self, b: int) -> list[list[tuple[float, ...]]]:
+        """The records for bin ``b``'s conformal offsets, nearest first: its own and its
+        neighbours' (the start: its own), then every bin's."""
+        near = self.records[0:1] if b == 0 else self.records[max(b - 1, 1):b + 2]
+        return [[r for records in near for r in records],
+                [r for records in self.records for r in records]]
 
     def to_json(self) -> list[list[list[float | None]]]:
         return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records]

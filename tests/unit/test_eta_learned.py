@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from shiptrack.app.cli import app
 from shiptrack.eta.alerts import is_at_risk, late_probability
-from shiptrack.eta.correction import FIRST_FIT_TRIPS, Correction, Learner, fit
+from shiptrack.eta.correction import FIRST_FIT_TRIPS, REFIT_GROWTH, Correction, Learner, fit
 from shiptrack.eta.evaluate import Replay
 from shiptrack.eta.features import FEATURES, features
 from shiptrack.eta.history import History
@@ -148,8 +148,11 @@ def test_learner_refits_as_trips_arrive() -> None:
     assert learner.due()
     learner.refit(None)
     assert not learner.due()
-    for _ in range(max(1, int(0.2 * FIRST_FIT_TRIPS))):
+    grown = max(1, math.ceil(REFIT_GROWTH * FIRST_FIT_TRIPS))
+    for _ in range(grown - 1):
         learner.trip_done()
+    assert not learner.due()
+    learner.trip_done()
     assert learner.due()
 
 
