@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from ingest.pipeline import Fence, FenceLost
@@ -123,6 +123,11 @@ class Ownership:
             revision = await self.leases.create(_key(partition), self.worker_id.encode())
         except KeyWrongLastSequenceError:
             return False  # another worker holds it (it lets go when it sees us)
+        except KeyNotFoundError:
+            # nats-py's create, finding a key there, reads it to see whether it is a
+            # delete marker; the old owner's lease lapsing (max age) in between makes the
+            # read fail: the partition is free now, taken at the next rebalance
+            return False
         try:
             epoch = await asyncio.to_thread(self._bump, partition)
         except psycopg.Error as exc:
