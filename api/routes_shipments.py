@@ -52,6 +52,7 @@ from shiptrack.shipments import (
     Place,
     can_move,
     limits_json,
+    milestone_event,
     parse_limits,
     parse_place,
 )
@@ -177,11 +178,8 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
                            "duplicate_reference")
         await cur.execute(shipment_sql.INSERT_CREATED, (sid, now, API))
-        event = make_event("shipment.milestone", now, device_id=body.device_id,
-                           shipment_id=sid, data={"kind": "created", "source": API,
-                                                  "reference": body.reference,
-                                                  "status": "created"},
-                           discriminator="created")
+        event = milestone_event(sid, body.reference, body.device_id, "created", now, API,
+                                "created")
         subscriptions = await insert_all(cur, sid, body.reference, wanted)
         stored = await store_events(cur, [event])
         await bump_shipments(cur)

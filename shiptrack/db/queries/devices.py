@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-SELECT = """
-SELECT device_id, first_seen_at, last_received_at, last_ts, lat, lon, speed, heading,
-       accuracy, alt, battery, sensors, attrs
-FROM devices
-"""
+from shiptrack.db.queries.positions import DEVICE_COLUMNS
+
+# a device: its last position's columns (from shiptrack.fix.Fix) and when it was seen
+SELECT = f"SELECT {DEVICE_COLUMNS}, first_seen_at, last_received_at FROM devices"
 PAGE = SELECT + " WHERE device_id > %s ORDER BY device_id LIMIT %s"
 BY_ID = SELECT + " WHERE device_id = %s"
 EXISTS = "SELECT 1 FROM devices WHERE device_id = %s"

@@ -16,6 +16,8 @@ POSITION_COLUMNS = ", ".join(POSITION_FIELDS)
 POSITION_TYPES = [sql_type(n) for n in POSITION_FIELDS]
 # a device's last position: the same fields, ``ts`` kept as ``last_ts``
 DEVICE_FIELDS = tuple("last_ts" if n == "ts" else n for n in LAST_POSITION_FIELDS)
+# a field of the last position -> its column in ``devices``
+DEVICE_COLUMN = dict(zip(LAST_POSITION_FIELDS, DEVICE_FIELDS, strict=True))
 DEVICE_COLUMNS = ", ".join(DEVICE_FIELDS)
 DEVICE_TYPES = [sql_type(n) for n in LAST_POSITION_FIELDS]
 
