@@ -43,6 +43,7 @@ from shiptrack.events import (
     make_event,
     new_id,
 )
+from shiptrack.fix import POINT_FIELDS
 from shiptrack.geofences import GeofenceError, corridor_shape, corridor_wkb, parse_route
 from shiptrack.shipments import (
     API,
@@ -72,8 +73,7 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
     exceptions = row["exceptions"]
     position = None
     if row["pos_ts"] is not None:
-        position = LastPosition(ts=row["pos_ts"], lat=row["pos_lat"], lon=row["pos_lon"],
-                                speed=row["pos_speed"], heading=row["pos_heading"])
+        position = LastPosition(**{n: row[f"pos_{n}"] for n in POINT_FIELDS})
     fields = {k: v for k, v in row.items() if not k.startswith(("pos_", "tracking_token"))}
     token = known_token(request.app.state.tracking_key, row["id"], row["tracking_token_hash"])
     return Shipment(

@@ -121,3 +121,23 @@ def test_the_api_lists_position_fields_from_fix() -> None:
     shown = msgspec.json.decode(position_text(
         {n: 1.0 for n in POSITION_FIELDS} | {"device_id": "d1", "attrs": {"a": 1}}))
     assert list(shown) == ["type", *SHOWN_FIELDS]
+
+
+def test_a_point_is_the_same_fields_everywhere() -> None:
+    from api.schemas import TrackPoint
+    from api.tracking_schemas import LastPosition
+    from shiptrack.db.queries import devices as device_sql
+    from shiptrack.db.queries import shipments as shipment_sql
+    from shiptrack.fix import POINT_FIELDS
+
+    assert set(POINT_FIELDS) <= set(SHOWN_FIELDS)
+    assert list(TrackPoint.model_fields) == list(POINT_FIELDS)
+    assert list(LastPosition.model_fields) == list(POINT_FIELDS)
+    assert pq.DEVICE_POINT == "last_ts AS ts, lat, lon, speed, heading"
+    assert f"SELECT {pq.POINT_COLUMNS} FROM positions" in device_sql.TRACK_RAW
+    assert f"SELECT device_id, {pq.DEVICE_POINT} FROM devices" in device_sql.SNAPSHOT
+    for mode in ("timescale", "plain"):
+        assert device_sql.track_bucketed(mode).count(pq.POINT_COLUMNS) == 2
+    assert ("coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat"
+            in shipment_sql.SELECT)
+    assert "d.last_ts, d.lat, d.lon, d.speed, d.heading" in shipment_sql.TRACKED
