@@ -212,6 +212,34 @@ class Settings(BaseSettings):
         "pickup, /2 at the door)"
     )
 
+    # Partitioned ingest (issue 18): NATS JetStream, each device on one worker
+    # (docs/SCALING.md).
+    ingest_mode: Literal["mosquitto", "nats"] = Field(
+        default="mosquitto", description="mosquitto: one ingest process on an MQTT broker; "
+        "nats: partitioned workers on NATS JetStream (devices publish to its MQTT listener)",
+    )
+    nats_url: str | None = Field(
+        default=None, description="nats://host:port of the NATS JetStream server (nats "
+        "mode); unset: shiptrack up starts an embedded nats-server",
+    )
+    partitions: int = Field(
+        default=64, ge=1, le=4096, description="partitions of the device ids (nats mode); "
+        "fixed for the life of a stream: change it only on an empty one",
+    )
+    nats_lease_s: float = Field(
+        default=6.0, gt=0, le=300, description="a worker silent this long loses its "
+        "partitions (heartbeat every third of it)",
+    )
+    nats_ack_wait_s: float = Field(
+        default=30.0, gt=0, description="JetStream redelivers a fix unacked this long",
+    )
+    nats_worker_id: str = Field(
+        default="", description="this worker's name among the live ones; empty: host-pid",
+    )
+    nats_stream_max_age_h: float = Field(
+        default=72.0, gt=0, description="JetStream keeps the partitioned fixes this long",
+    )
+
     def carrier_secret(self, provider: str) -> str | None:
         """``SHIPTRACK_CARRIER_SECRET_<PROVIDER>``, or None."""
         value = getattr(self, f"carrier_secret_{provider}", None)

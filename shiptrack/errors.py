@@ -28,6 +28,7 @@ the CLI (``shiptrack/app/cli.py``) into a one-line message and exit status 2.
     ├── shiptrack.carriers.polling.PollError  a carrier's tracking API failed
     ├── simulator.provision.ProvisionError    the API refused the simulator's setup
     ├── ingest.pipeline.FenceLost         this worker may no longer commit for the batch
+    │   └── ingest.ownership.PartitionsLost   its partitions were taken over
     ├── ingest.pipeline._FenceFailed      a fence failed otherwise (wraps the original)
     ├── api.errors.ApiError               an HTTP error answer raised by a route
     └── api.input_guard.Refused           a request refused before it reaches a route

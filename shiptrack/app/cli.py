@@ -79,8 +79,12 @@ def migrate(settings: Settings) -> None:
 @settings_options(on_error=_fail)
 def ingest(settings: Settings) -> None:
     """Run the ingest service: MQTT -> validation -> PostgreSQL -> live topics. Applies
-    pending migrations first."""
+    pending migrations first. SHIPTRACK_INGEST_MODE=nats: one partitioned worker on NATS
+    JetStream (docs/SCALING.md)."""
     from ingest.service import run
+
+    if settings.ingest_mode == "nats":
+        from ingest.partitioned import run
 
     _setup_logging(settings)
     stop = threading.Event()

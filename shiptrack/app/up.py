@@ -25,9 +25,31 @@ from shiptrack.broker_auth import BrokerLogins, embedded_logins
 from shiptrack.broker_identity import API_USER, INGEST_USER, SIMULATOR_USER
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate, storage_mode
-from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres, bind_listener
+from shiptrack.embedded import EmbeddedBroker, EmbeddedPostgres, bind_listener, port_in_use
+from shiptrack.embedded_nats import DEFAULT_PORT, EmbeddedNats
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.paths import admin_token, data_dir, tracking_key
+
+
+def _start_nats(settings: Settings, stack: ExitStack, base: Path,
+                 say: Callable[[str], object]) -> dict[str, object]:
+    """``shiptrack up`` in NATS mode without SHIPTRACK_NATS_URL: an embedded nats-server
+    (its MQTT listener on SHIPTRACK_EMBEDDED_MQTT_PORT when free); the settings to use."""
+    mqtt_port = settings.embedded_mqtt_port
+    server = EmbeddedNats(base / "nats", settings.partitions, settings.mqtt_topic_prefix,
+                          port=None if port_in_use(DEFAULT_PORT) else DEFAULT_PORT,
+                          mqtt_port=None if port_in_use(mqtt_port) else mqtt_port)
+    from ingest.partitioned import prepare_stream
+
+    stack.enter_context(server)
+    server.start()
+    prepare_stream(settings.model_copy(update={"nats_url": server.url}))
+    say(f"embedded NATS JetStream ({settings.partitions} partitions): {server.url}, MQTT "
+        f"for devices: {server.mqtt_url}")
+    updates: dict[str, object] = {"nats_url": server.url}
+    if not settings.mqtt_url:
+        updates["mqtt_url"] = server.mqtt_url
+    return updates
 
 
 def _start_servers(settings: Settings, stack: ExitStack, console: Console,
@@ -35,11 +57,13 @@ def _start_servers(settings: Settings, stack: ExitStack, console: Console,
     base = data_dir(settings)
     updates: dict[str, object] = {}
     logins = None
+    if settings.ingest_mode == "nats" and not settings.nats_url:
+        updates |= _start_nats(settings, stack, base, console.print)
     if not settings.database_url:
         pg = stack.enter_context(EmbeddedPostgres(base / "postgres"))
         updates["database_url"] = pg.start()
         console.print(f"embedded PostgreSQL: data in {base / 'postgres'}")
-    if not settings.mqtt_url:
+    if not settings.mqtt_url and "mqtt_url" not in updates:
         broker = EmbeddedBroker(base / "broker", settings.embedded_mqtt_port, keep_port=True)
         logins = _broker_identity(settings, broker, base / "broker", simulate)
         stack.enter_context(broker)
@@ -106,6 +130,9 @@ def _thread(stack: ExitStack, name: str, target: Callable[..., None], *args: obj
 def run_up(settings: Settings, simulate: int, stack: ExitStack, console: Console) -> None:
     from api.app import create_app
     from ingest.service import run as run_ingest
+
+    if settings.ingest_mode == "nats":  # docs/SCALING.md
+        from ingest.partitioned import run as run_ingest
 
     # SIGTERM unwinds the stack (stopping the servers) like Ctrl-C, from the first moment
     signal.signal(signal.SIGTERM, _exit_on_signal)
