@@ -13,6 +13,7 @@ import msgspec
 
 from api.hub import Hub
 from api.mqtt_publisher import broker_client
+from shiptrack.fix import SHOWN_FIELDS
 from shiptrack.jsontree import MAX_DEPTH, depth_exceeds
 from shiptrack.mqtturl import MqttTarget
 from shiptrack.topics import LIVE_ETA, LIVE_EVENTS, LIVE_POSITIONS
@@ -21,13 +22,10 @@ log = logging.getLogger("shiptrack.api")
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
-POSITION_KEYS = ("device_id", "ts", "lat", "lon", "speed", "heading", "accuracy", "alt",
-                 "battery", "sensors")
-
-
 def position_text(fix: dict[str, Any]) -> str:
+    """A position as the streams show it: the fields a position shows (``SHOWN_FIELDS``)."""
     msg: dict[str, Any] = {"type": "position"}
-    for key in POSITION_KEYS:
+    for key in SHOWN_FIELDS:
         if key in fix:
             msg[key] = fix[key]
     return _encoder.encode(msg).decode()

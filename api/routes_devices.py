@@ -15,6 +15,7 @@ from api.pagination import decode_cursor, page
 from api.schemas import Device, DeviceList, DeviceTrack, Position, TrackPoint
 from shiptrack.db.queries import devices as device_sql
 from shiptrack.db.queries import meta as meta_sql
+from shiptrack.db.queries.positions import DEVICE_COLUMN
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -35,11 +36,8 @@ ToParam = Annotated[str | None, Query(
 def device_from_row(row: dict[str, Any]) -> Device:
     position = None
     if row["last_ts"] is not None:
-        position = Position(
-            ts=row["last_ts"], lat=row["lat"], lon=row["lon"], speed=row["speed"],
-            heading=row["heading"], accuracy=row["accuracy"], alt=row["alt"],
-            battery=row["battery"], sensors=row["sensors"],
-        )
+        # Position's fields are what a position shows (shiptrack.fix.SHOWN_FIELDS)
+        position = Position(**{n: row[DEVICE_COLUMN[n]] for n in Position.model_fields})
     return Device(device_id=row["device_id"], first_seen_at=row["first_seen_at"],
                   last_seen_at=row["last_received_at"], last_position=position,
                   attrs=row["attrs"])

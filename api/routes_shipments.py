@@ -43,6 +43,7 @@ from shiptrack.events import (
     make_event,
     new_id,
 )
+from shiptrack.fix import POINT_FIELDS
 from shiptrack.geofences import GeofenceError, corridor_shape, corridor_wkb, parse_route
 from shiptrack.shipments import (
     API,
@@ -52,6 +53,7 @@ from shiptrack.shipments import (
     Place,
     can_move,
     limits_json,
+    milestone_event,
     parse_limits,
     parse_place,
 )
@@ -71,8 +73,7 @@ def shipment_from_row(request: Request, row: dict[str, Any]) -> Shipment:
     exceptions = row["exceptions"]
     position = None
     if row["pos_ts"] is not None:
-        position = LastPosition(ts=row["pos_ts"], lat=row["pos_lat"], lon=row["pos_lon"],
-                                speed=row["pos_speed"], heading=row["pos_heading"])
+        position = LastPosition(**{n: row[f"pos_{n}"] for n in POINT_FIELDS})
     fields = {k: v for k, v in row.items() if not k.startswith(("pos_", "tracking_token"))}
     token = known_token(request.app.state.tracking_key, row["id"], row["tracking_token_hash"])
     return Shipment(
@@ -177,11 +178,8 @@ async def create_shipment(request: Request, _: Admin, body: ShipmentCreate) -> S
             raise ApiError(409, f"a shipment with reference {body.reference!r} exists",
                            "duplicate_reference")
         await cur.execute(shipment_sql.INSERT_CREATED, (sid, now, API))
-        event = make_event("shipment.milestone", now, device_id=body.device_id,
-                           shipment_id=sid, data={"kind": "created", "source": API,
-                                                  "reference": body.reference,
-                                                  "status": "created"},
-                           discriminator="created")
+        event = milestone_event(sid, body.reference, body.device_id, "created", now, API,
+                                "created")
         subscriptions = await insert_all(cur, sid, body.reference, wanted)
         stored = await store_events(cur, [event])
         await bump_shipments(cur)

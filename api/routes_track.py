@@ -25,6 +25,8 @@ from psycopg_pool import AsyncConnectionPool
 from api.errors import ApiError, error_responses
 from api.schemas import Milestone, Place, TrackedShipment, TrackPoint
 from shiptrack.db.queries import shipments as shipment_sql
+from shiptrack.db.queries.positions import DEVICE_COLUMN
+from shiptrack.fix import POINT_FIELDS
 from shiptrack.shipments import IN_TRANSIT
 
 router = APIRouter(prefix="/api/v1", tags=["public tracking"])
@@ -58,8 +60,7 @@ def visible_position(row: dict[str, Any]) -> TrackPoint | None:
         return None
     if row["picked_up_at"] is not None and row["last_ts"] < row["picked_up_at"]:
         return None
-    return TrackPoint(ts=row["last_ts"], lat=row["lat"], lon=row["lon"], speed=row["speed"],
-                      heading=row["heading"])
+    return TrackPoint(**{n: row[DEVICE_COLUMN[n]] for n in POINT_FIELDS})
 
 
 def place(spec: Any, geometry: Any) -> Place | None:

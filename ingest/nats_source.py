@@ -80,10 +80,6 @@ class NatsSource:
             except Exception as exc:  # the connection is away: JetStream redelivers anyway
                 log.debug("nak failed: %s", exc)
 
-    def forget_in_flight(self) -> None:
-        with self._lock:
-            self._pending.clear()
-
     def publish(self, topic: str, payload: bytes) -> None:
         """A live topic (core NATS: the MQTT listener's subscribers get it too)."""
         asyncio.run_coroutine_threadsafe(self.nc.publish(topic_to_subject(topic), payload),

@@ -30,7 +30,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFound
 from nats.js.kv import KeyValue
 
 from ingest.pipeline import Fence, FenceLost
-from shiptrack.db.queries.partitions import BUMP_EPOCH, FENCE
+from shiptrack.db.queries.partitions import BUMP_EPOCH, FENCE, LOCK_TIMEOUT
 
 log = logging.getLogger("shiptrack.ingest")
 WORKERS_BUCKET = "shiptrack_workers"
@@ -140,8 +140,7 @@ class Ownership:
 
     def _bump(self, partition: int) -> int:
         with psycopg.connect(self.database_url, connect_timeout=5, autocommit=True) as conn:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)",
-                         (f"{int(self.lease_s * 1000)}ms",))
+            conn.execute(LOCK_TIMEOUT, (f"{int(self.lease_s * 1000)}ms",))
             row = conn.execute(BUMP_EPOCH, (partition, self.worker_id)).fetchone()
             assert row is not None
             return int(row[0])

@@ -12,6 +12,7 @@ import threading
 import time
 
 from tenacity import (
+    RetryCallState,
     Retrying,
     before_sleep_log,
     retry_if_exception,
@@ -38,6 +39,15 @@ def subscriptions(settings: Settings) -> list[str]:
     if settings.mqtt_shared_group:
         filters = [f"$share/{settings.mqtt_shared_group}/{f}" for f in filters]
     return filters
+
+
+_log_retry = before_sleep_log(log, logging.WARNING)
+
+
+def before_retry(state: RetryCallState) -> None:
+    """A batch's store failed and will be retried: count it (``STORE_ERRORS``), log it."""
+    metrics.STORE_ERRORS.inc()
+    _log_retry(state)
 
 
 def run(settings: Settings, stop: threading.Event, ready: threading.Event | None = None) -> None:
@@ -69,7 +79,7 @@ def run(settings: Settings, stop: threading.Event, ready: threading.Event | None
         retry=retry_if_exception(is_transient),
         wait=wait_exponential_jitter(multiplier=0.2, max=10),
         stop=stop_when_event_set(stop),
-        before_sleep=before_sleep_log(log, logging.WARNING),
+        before_sleep=before_retry,
         reraise=True,
     )
     next_sweep = 0.0

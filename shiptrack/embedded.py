@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, NoReturn, Self
 from urllib.parse import quote
 
+from shiptrack.db.queries.meta import PING
 from shiptrack.errors import EmbeddedError
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class EmbeddedPostgres(_Server):
 
         try:
             with psycopg.connect(url, connect_timeout=10) as conn:
-                conn.execute("SELECT 1")
+                conn.execute(PING)
         except psycopg.Error as exc:
             raise EmbeddedError(f"embedded PostgreSQL started but refuses {url}: {exc}") from exc
 

@@ -80,10 +80,6 @@ def is_exception(event: dict[str, Any]) -> bool:
     return kind is not None and not (kind.without_shipment and event.get("shipment_id"))
 
 
-def resolver_types() -> frozenset[str]:
-    return frozenset(r.type for k in KINDS.values() for r in k.resolvers)
-
-
 def _data(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("data")
     return data if isinstance(data, dict) else {}

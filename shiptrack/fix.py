@@ -52,6 +52,8 @@ LAST_POSITION_FIELDS: tuple[str, ...] = tuple(
     n for n in POSITION_FIELDS if n not in ("seq", "outlier"))
 # what a position shows (live streams, the API's ``Position`` beside its device_id)
 SHOWN_FIELDS: tuple[str, ...] = tuple(n for n in LAST_POSITION_FIELDS if n != "attrs")
+# a point on a map or a track (a device's track, a shipment's last position, the fleet)
+POINT_FIELDS: tuple[str, ...] = ("ts", "lat", "lon", "speed", "heading")
 # the units of the numeric fields (SPEC), for the API's schema
 UNITS = {"speed": "m/s", "heading": "degrees from north", "accuracy": "metres",
          "alt": "metres", "battery": "0..1"}

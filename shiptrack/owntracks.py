@@ -1,9 +1,10 @@
 """OwnTracks JSON (MQTT and HTTP mode) to native fixes: one converter for both doors.
 
-``location`` messages become fixes of device ``owntracks.{user}.{device}``: ``tst``
-(epoch seconds) to ``ts``, ``vel`` km/h to m/s, ``cog`` to heading, ``acc``/``alt`` kept,
-``batt`` percent to 0..1; every other field is kept in ``attrs``. Other ``_type``s
-(``lwt``, ``transition``, ``waypoint``, ...) are accepted and ignored.
+``location`` messages become fixes of device ``owntracks.{user}.{device}`` (named from
+the topic by ``shiptrack.topics.route_topic``): ``tst`` (epoch seconds) to ``ts``, ``vel``
+km/h to m/s, ``cog`` to heading, ``acc``/``alt`` kept, ``batt`` percent to 0..1; every
+other field is kept in ``attrs``. Other ``_type``s (``lwt``, ``transition``, ``waypoint``,
+...) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from shiptrack.jsontree import as_float, is_number
 
 RENAMES = {"tst": "ts", "cog": "heading", "acc": "accuracy"}
 CONSUMED = frozenset(("_type", "tst", "vel", "cog", "acc", "alt", "batt", "lat", "lon"))
-
-
-def owntracks_device_id(user: str, device: str) -> str:
-    return f"owntracks.{user}.{device}"
 
 
 def to_native(obj: dict[str, Any]) -> dict[str, Any]:

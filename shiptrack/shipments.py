@@ -82,10 +82,6 @@ class ShipmentError(InputError):
     """Input that is not an acceptable shipment field; the message says why."""
 
 
-def rank(status: str) -> int:
-    return RANK[status]
-
-
 def can_move(status: str, to: str) -> bool:
     """Whether a shipment at ``status`` may move to ``to`` (``TRANSITIONS``)."""
     return to in TRANSITIONS.get(status, frozenset())

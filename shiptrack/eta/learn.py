@@ -35,6 +35,7 @@ from typing import Any
 
 import psycopg
 
+from shiptrack.db.queries.eta import POSITIONS, SPANS
 from shiptrack.eta.evaluate import Replay
 from shiptrack.eta.history import History
 from shiptrack.eta.route import Route, RouteError
@@ -42,25 +43,6 @@ from shiptrack.eta.speed import Motion
 from shiptrack.eta.trips import Trip
 
 FETCH = 5_000  # rows per round trip of the server-side cursor
-
-SPANS = """
-SELECT s.id, s.device_id, m.started, coalesce(m.delivered, s.delivered_at), s.route
-FROM shipments s
-JOIN (SELECT shipment_id,
-             min(ts) FILTER (WHERE kind IN ('picked_up', 'in_transit', 'out_for_delivery'))
-                 AS started,
-             max(ts) FILTER (WHERE kind = 'delivered') AS delivered
-      FROM shipment_milestones GROUP BY shipment_id) m ON m.shipment_id = s.id
-WHERE s.status = 'delivered' AND m.started IS NOT NULL
-  AND (%(since)s::timestamptz IS NULL OR m.started >= %(since)s::timestamptz)
-ORDER BY s.device_id, m.started, s.id
-"""
-
-POSITIONS = """
-SELECT device_id, ts, lat, lon FROM positions
-WHERE NOT outlier AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s::timestamptz)
-ORDER BY device_id, ts
-"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
@@ -43,6 +44,11 @@ def messages(settings: Settings, start: int, count: int) -> list[tuple[str, byte
 
 def stored(settings: Settings) -> int:
     return int(query(settings.database_url or "", "SELECT count(*) FROM positions")[0][0])
+
+
+def store_errors() -> float:
+    """``shiptrack_ingest_store_errors`` of the ingest running in this process."""
+    return REGISTRY.get_sample_value("shiptrack_ingest_store_errors_total") or 0.0
 
 
 def assert_exactly(settings: Settings, total: int) -> None:
@@ -119,8 +125,10 @@ def test_database_restart_mid_stream(durable: Settings, tmp_path: Path) -> None:
         with running_ingest(settings):
             publish(settings.mqtt_url or "", messages(settings, 0, 1000))
             wait_for(lambda: stored(settings) == 1000)
+            failed = store_errors()
             pg.stop()
             publish(settings.mqtt_url or "", messages(settings, 1000, 1000))  # db is down
+            wait_for(lambda: store_errors() > failed)  # the batch's store failed, retried
             pg.start()
             wait_for(lambda: stored(settings) == 2000, timeout=60)
         assert_exactly(settings, 2000)

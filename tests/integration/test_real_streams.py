@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.db.migrate import LOCK_KEY
+from shiptrack.events import event_id
 from tests.helpers import publish, query, running_api, running_ingest, wait_for
 
 AUTH = {"Authorization": "Bearer test-admin-token"}
@@ -224,6 +225,11 @@ def test_milestones_are_in_time_order_with_created_first(settings: Settings,
     created = now - timedelta(hours=1)
     late = shipment(http, "LATE-1", created_at=iso(created)).json()
     assert [(m["kind"], m["ts"]) for m in late["milestones"]] == [("created", iso(created))]
+    (event,) = http.get("/api/v1/events", params={"shipment_id": late["id"]}).json()["items"]
+    assert event["id"] == event_id("shipment.milestone", created, "truck-9", late["id"], None,
+                                   "created")
+    assert event["data"] == {"kind": "created", "source": "api", "reference": "LATE-1",
+                             "status": "created"}
     default = shipment(http, "NOW-1").json()  # created now: the buffer below is older
     scans = [  # a scanner uploading its buffer: before and after the shipments were created
         {"ts": iso(now - timedelta(hours=2)), "shipment_ref": "LATE-1", "kind": "pickup"},

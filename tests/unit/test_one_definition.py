@@ -36,6 +36,13 @@ def test_the_milestone_event_and_its_id() -> None:
                             "status": "created"}
 
 
+def test_the_created_milestone_keeps_its_id() -> None:
+    # the id POST /api/v1/shipments gave the created milestone when it built the event by
+    # hand (issue 12): a stored created event keeps de-duplicating against a replay
+    e = milestone_event("shp_1", "R1", "d1", "created", T0, "api", "created")
+    assert e.id == "evt_01M8BMRD80MXX624EW1T716943"
+
+
 def test_the_position_fields_come_from_fix() -> None:
     names = tuple(f.name for f in msgspec.structs.fields(Fix))
     assert names == POSITION_FIELDS
@@ -83,3 +90,54 @@ def test_the_decoder_validates_every_optional_number_of_a_fix() -> None:
 
     numbers = [n for n in POSITION_FIELDS if sql_type(n) == "float8" and n not in ("lat", "lon")]
     assert list(KNOWN_NUMERIC) == numbers and list(RANGES) == numbers
+
+
+def test_the_api_lists_event_columns_from_event() -> None:
+    from shiptrack.db.queries import events as event_sql
+    from shiptrack.db.queries import webhooks as webhook_sql
+
+    assert event_sql.COLUMNS.split(", ") == ["seq", *EVENT_FIELDS, "created_at"]
+    # a webhook's body: the event's JSON, each field under its own name
+    body = webhook_sql.EVENTS_AFTER.split("jsonb_build_object(", 1)[1].split(")::text", 1)[0]
+    assert body.split(", ") == [x for n in EVENT_FIELDS for x in (f"'{n}'", n)]
+
+
+def test_the_api_lists_position_fields_from_fix() -> None:
+    from api.live_feed import position_text
+    from api.routes_devices import device_from_row
+    from shiptrack.db.queries import devices as device_sql
+
+    columns = device_sql.SELECT.removeprefix("SELECT ").split(" FROM devices")[0]
+    assert columns.split(", ") == [*pq.DEVICE_FIELDS, "first_seen_at", "last_received_at"]
+    row = {"device_id": "d1", "last_ts": T0, "lat": 1.0, "lon": 2.0, "speed": 3.0,
+           "heading": 4.0, "accuracy": 5.0, "alt": 6.0, "battery": 0.5, "sensors": {"t": 1},
+           "attrs": {"a": 1}, "first_seen_at": T0, "last_received_at": T0}
+    assert set(row) == {*pq.DEVICE_FIELDS, "first_seen_at", "last_received_at"}
+    device = device_from_row(row)
+    assert device.last_position is not None
+    assert device.last_position.model_dump() == {
+        "ts": T0, "lat": 1.0, "lon": 2.0, "speed": 3.0, "heading": 4.0, "accuracy": 5.0,
+        "alt": 6.0, "battery": 0.5, "sensors": {"t": 1}}
+    shown = msgspec.json.decode(position_text(
+        {n: 1.0 for n in POSITION_FIELDS} | {"device_id": "d1", "attrs": {"a": 1}}))
+    assert list(shown) == ["type", *SHOWN_FIELDS]
+
+
+def test_a_point_is_the_same_fields_everywhere() -> None:
+    from api.schemas import TrackPoint
+    from api.tracking_schemas import LastPosition
+    from shiptrack.db.queries import devices as device_sql
+    from shiptrack.db.queries import shipments as shipment_sql
+    from shiptrack.fix import POINT_FIELDS
+
+    assert set(POINT_FIELDS) <= set(SHOWN_FIELDS)
+    assert list(TrackPoint.model_fields) == list(POINT_FIELDS)
+    assert list(LastPosition.model_fields) == list(POINT_FIELDS)
+    assert pq.DEVICE_POINT == "last_ts AS ts, lat, lon, speed, heading"
+    assert f"SELECT {pq.POINT_COLUMNS} FROM positions" in device_sql.TRACK_RAW
+    assert f"SELECT device_id, {pq.DEVICE_POINT} FROM devices" in device_sql.SNAPSHOT
+    for mode in ("timescale", "plain"):
+        assert device_sql.track_bucketed(mode).count(pq.POINT_COLUMNS) == 2
+    assert ("coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat"
+            in shipment_sql.SELECT)
+    assert "d.last_ts, d.lat, d.lon, d.speed, d.heading" in shipment_sql.TRACKED

@@ -3,6 +3,10 @@ compose, and that they refuse what is not theirs to put in SQL."""
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from shiptrack import exceptions as exc
@@ -69,3 +73,54 @@ def test_exception_listing_ors_the_states() -> None:
 def test_a_page_after_an_id() -> None:
     assert paging.after_id("SELECT id FROM t WHERE true") == (
         "SELECT id FROM t WHERE true AND id > %s ORDER BY id LIMIT %s")
+
+
+# -- SQL lives in shiptrack/db/ only ---------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("api", "ingest", "shiptrack", "simulator")
+STATEMENT = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|COPY)\s+\S")
+
+
+def sql_literals(source: str) -> list[tuple[int, str]]:
+    """The string constants (and f-strings) of a module that begin with a SQL statement
+    (docstrings aside): (line, text)."""
+    tree = ast.parse(source)
+    skip = {id(body[0].value) for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                          | ast.AsyncFunctionDef)
+            and (body := node.body) and isinstance(body[0], ast.Expr)}
+    # the pieces of an f-string are judged as the f-string
+    skip |= {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
+             for v in node.values}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            head = node.values[0] if node.values else None
+            text = head.value if isinstance(head, ast.Constant) else ""
+        elif isinstance(node, ast.Constant) and id(node) not in skip:
+            text = node.value
+        else:
+            continue
+        if isinstance(text, str) and STATEMENT.match(text):
+            found.append((node.lineno, text.strip().splitlines()[0]))
+    return found
+
+
+def test_the_scan_finds_statements_and_not_prose() -> None:
+    source = ('"""SELECT the rows: a docstring."""\n'
+              'A = "SELECT 1"\nB = f"INSERT INTO t ({A}) VALUES (%s)"\n'
+              'C = """\n  WITH x AS (SELECT 1) SELECT * FROM x"""\n'
+              'D = "DELETE"\nE = "select me a colour"\nF = "Update: done"\n'
+              'def f() -> None:\n    """COPY rows of these fields."""\n')
+    assert sql_literals(source) == [(2, "SELECT 1"), (3, "INSERT INTO t ("),
+                                    (4, "WITH x AS (SELECT 1) SELECT * FROM x")]
+
+
+def test_no_sql_statement_outside_shiptrack_db() -> None:
+    # named SQL (shiptrack/db/queries/) and the migrations hold every statement
+    found = [f"{path.relative_to(ROOT)}:{line}: {text}"
+             for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py"))
+             if not path.is_relative_to(ROOT / "shiptrack" / "db")
+             for line, text in sql_literals(path.read_text())]
+    assert found == []

@@ -11,6 +11,7 @@ import pytest
 from api.routes_shipments import tracking_url
 from shiptrack.events import event_id, make_event, new_id
 from shiptrack.shipments import (
+    RANK,
     STATUSES,
     Limit,
     Place,
@@ -18,7 +19,6 @@ from shiptrack.shipments import (
     limits_json,
     parse_limits,
     parse_place,
-    rank,
 )
 
 
@@ -61,7 +61,7 @@ def test_sensor_limits() -> None:
 
 
 def test_statuses_are_ordered() -> None:
-    assert [rank(s) for s in STATUSES[:5]] == [0, 1, 2, 3, 4]
+    assert [RANK[s] for s in STATUSES[:5]] == [0, 1, 2, 3, 4]
     assert STATUSES[0] == "created" and STATUSES[4] == "delivered"
 
 

@@ -9,9 +9,11 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from shiptrack.events import EVENT_FIELDS
 from shiptrack.exceptions import KINDS, Kind, Resolver
 
-COLUMNS = "seq, id, type, ts, device_id, shipment_id, geofence_id, data, created_at"
+# an event's fields (shiptrack.events.Event, their one definition) with the log's own
+COLUMNS = ", ".join(("seq", *EVENT_FIELDS, "created_at"))
 
 # the filters of GET /api/v1/events, in the order their parameters are given
 FILTERS = {"since": "ts >= %s", "until": "ts < %s", "device_id": "device_id = %s",

@@ -2,6 +2,9 @@
 worker taking a partition raises its epoch; each batch's fence checks the epochs it took
 in the batch's own transaction (ingest/ownership.py)."""
 
+# how long the session waits for a lock (%s, e.g. '3000ms'; ingest/ownership.py gives
+# the lease's length)
+LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, false)"
 BUMP_EPOCH = """
 INSERT INTO ingest_partitions AS p (partition, epoch, owner, acquired_at)
 VALUES (%s, 1, %s, now())

@@ -10,12 +10,20 @@ what ingest writes for every batch. The column lists and COPY types are derived 
 
 from __future__ import annotations
 
-from shiptrack.fix import LAST_POSITION_FIELDS, POSITION_FIELDS, sql_type
+from shiptrack.fix import LAST_POSITION_FIELDS, POINT_FIELDS, POSITION_FIELDS, sql_type
 
 POSITION_COLUMNS = ", ".join(POSITION_FIELDS)
 POSITION_TYPES = [sql_type(n) for n in POSITION_FIELDS]
 # a device's last position: the same fields, ``ts`` kept as ``last_ts``
 DEVICE_FIELDS = tuple("last_ts" if n == "ts" else n for n in LAST_POSITION_FIELDS)
+# a field of the last position -> its column in ``devices``
+DEVICE_COLUMN = dict(zip(LAST_POSITION_FIELDS, DEVICE_FIELDS, strict=True))
+# a point (``shiptrack.fix.POINT_FIELDS``): its columns in ``positions``, in ``devices``
+POINT_COLUMNS = ", ".join(POINT_FIELDS)
+DEVICE_POINT_COLUMNS = ", ".join(DEVICE_COLUMN[n] for n in POINT_FIELDS)
+# a device's point under the fields' names (``last_ts AS ts, ...``)
+DEVICE_POINT = ", ".join(n if DEVICE_COLUMN[n] == n else f"{DEVICE_COLUMN[n]} AS {n}"
+                         for n in POINT_FIELDS)
 DEVICE_COLUMNS = ", ".join(DEVICE_FIELDS)
 DEVICE_TYPES = [sql_type(n) for n in LAST_POSITION_FIELDS]
 

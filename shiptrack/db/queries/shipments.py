@@ -11,7 +11,16 @@ from typing import Any
 
 from psycopg import sql
 
+from shiptrack.db.queries.positions import DEVICE_COLUMN
 from shiptrack.db.queries.tracking import FINAL_SQL, MILESTONE_ORDER
+from shiptrack.fix import POINT_FIELDS
+
+# the shipment's position (shiptrack.fix.POINT_FIELDS) as pos_*: at delivery (fin) once
+# delivered, else the device's last (d)
+_POSITION = ", ".join(f"coalesce(fin.{n}, d.{DEVICE_COLUMN[n]}) AS pos_{n}"
+                      for n in POINT_FIELDS)
+_AT_DELIVERY = ", ".join(f"p.{n}" for n in POINT_FIELDS)
+_DEVICE_POINT = ", ".join(f"d.{DEVICE_COLUMN[n]}" for n in POINT_FIELDS)
 
 # A shipment's state: its row, milestones, open exceptions and the device's last position
 # (while not delivered; once delivered, its position at delivery). Add a WHERE.
@@ -29,13 +38,11 @@ SELECT s.id, s.reference, s.device_id, s.status, s.tracking_token_hash, s.origin
                 'since', x.since, 'data', x.data, 'code', x.code) ORDER BY x.since, x.kind),
                 '[]'::jsonb)
           FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exceptions,
-       coalesce(fin.ts, d.last_ts) AS pos_ts, coalesce(fin.lat, d.lat) AS pos_lat,
-       coalesce(fin.lon, d.lon) AS pos_lon, coalesce(fin.speed, d.speed) AS pos_speed,
-       coalesce(fin.heading, d.heading) AS pos_heading
+       {_POSITION}
 FROM shipments s
-LEFT JOIN devices d ON d.device_id = s.device_id AND s.status NOT IN (""" + FINAL_SQL + """)
+LEFT JOIN devices d ON d.device_id = s.device_id AND s.status NOT IN ({FINAL_SQL})
 LEFT JOIN LATERAL (
-    SELECT p.ts, p.lat, p.lon, p.speed, p.heading FROM positions p
+    SELECT {_AT_DELIVERY} FROM positions p
     WHERE p.device_id = s.device_id AND p.ts <= s.delivered_at AND NOT p.outlier
     ORDER BY p.ts DESC LIMIT 1
 ) fin ON s.status = 'delivered'
@@ -124,7 +131,7 @@ SELECT s.id, s.reference, s.status, s.device_id, s.origin, s.destination, s.prom
          WHERE m.shipment_id = s.id AND m.kind = 'picked_up') AS picked_up_at,
        (SELECT string_agg(x.reason, '; ' ORDER BY x.since)
           FROM shipment_exceptions x WHERE x.shipment_id = s.id) AS exception_reason,
-       d.last_ts, d.lat, d.lon, d.speed, d.heading
+       {_DEVICE_POINT}
 FROM shipments s
 LEFT JOIN geofences og ON og.id = s.origin ->> 'geofence_id'
 LEFT JOIN geofences dg ON dg.id = s.destination ->> 'geofence_id'

@@ -3,6 +3,8 @@ the cursor over the event log, the deliveries made from it, their claims and ans
 
 from __future__ import annotations
 
+from shiptrack.events import EVENT_FIELDS
+
 COLUMNS = "id, url, event_types, description, created_at"
 
 EVENTS_PRESENT = "SELECT to_regclass('events') IS NOT NULL AS present"
@@ -28,11 +30,11 @@ INIT_CURSOR = ("INSERT INTO webhook_cursor (id, last_seq)"
                " SELECT true, coalesce(max(seq), 0) FROM events ON CONFLICT DO NOTHING")
 LOCK_CURSOR = "SELECT last_seq FROM webhook_cursor FOR UPDATE"
 MOVE_CURSOR = "UPDATE webhook_cursor SET last_seq = %s"
-# the events after a seq, each with the body its deliveries send
-EVENTS_AFTER = """
-SELECT seq, id::text AS id, type, jsonb_build_object(
-    'id', id, 'type', type, 'ts', ts, 'device_id', device_id, 'shipment_id', shipment_id,
-    'geofence_id', geofence_id, 'data', data)::text AS body
+# the events after a seq, each with the body its deliveries send: the event's JSON, its
+# fields those of shiptrack.events.Event
+_BODY = ", ".join(f"'{n}', {n}" for n in EVENT_FIELDS)
+EVENTS_AFTER = f"""
+SELECT seq, id::text AS id, type, jsonb_build_object({_BODY})::text AS body
 FROM events WHERE seq > %s ORDER BY seq LIMIT %s
 """
 LIVE_HOOKS = "SELECT id, event_types, start_seq FROM webhooks WHERE deleted_at IS NULL"
