@@ -69,31 +69,39 @@ def query(db_url: str, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
 
 
 @contextmanager
-def running_ingest(settings: Settings) -> Iterator[threading.Event]:
-    """Run the ingest service in a thread until the block ends."""
-    from ingest.service import run
-
+def service_thread(run: Callable[[threading.Event, threading.Event], None], name: str,
+                   start_timeout: float = 10, join_timeout: float = 15,
+                   ) -> Iterator[threading.Event]:
+    """Run a service (``run(stop, ready)``) in a thread until the block ends; yields its
+    stop event. Its errors fail the test: before it is ready, and when it ends."""
     stop, ready = threading.Event(), threading.Event()
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            run(settings, stop, ready)
+            run(stop, ready)
         except BaseException as exc:  # surfaced to the test below
             errors.append(exc)
 
-    thread = threading.Thread(target=target, name="ingest-test", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: ready.is_set() or errors, timeout=10)
+        wait_for(lambda: ready.is_set() or errors, timeout=start_timeout)
         assert not errors, errors
         yield stop
     finally:
         stop.set()
-        thread.join(15)
+        thread.join(join_timeout)
     assert not errors, errors
 
 
+@contextmanager
+def running_ingest(settings: Settings) -> Iterator[threading.Event]:
+    """Run the ingest service in a thread until the block ends."""
+    from ingest.service import run
+
+    with service_thread(lambda stop, ready: run(settings, stop, ready), "ingest-test") as stop:
+        yield stop
 
 
 @contextmanager

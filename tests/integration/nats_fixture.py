@@ -25,7 +25,7 @@ from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats, find_nats_server
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.partitions import assign
-from tests.helpers import query, wait_for
+from tests.helpers import query, service_thread
 
 PARTITIONS = 16  # fewer than the default 64: 2 cores run every worker of a test
 
@@ -125,26 +125,10 @@ def worker_thread(settings: Settings, name: str,
     """A partitioned worker in a thread until the block ends (yields its stop)."""
     from ingest.partitioned import run
 
-    stop, ready = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
     own = settings.model_copy(update={"nats_worker_id": name})
-
-    def target() -> None:
-        try:
-            run(own, stop, ready, journal)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name=f"worker-{name}", daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: ready.is_set() or errors, timeout=30)
-        assert not errors, errors
+    with service_thread(lambda stop, ready: run(own, stop, ready, journal), f"worker-{name}",
+                        start_timeout=30, join_timeout=30) as stop:
         yield stop
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not errors, errors
 
 
 def worker_process(settings: Settings, name: str, log: Path) -> subprocess.Popen[bytes]:

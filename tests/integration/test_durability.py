@@ -9,15 +9,11 @@ import json
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import psycopg
 import pytest
 from prometheus_client import REGISTRY
-from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
-from shiptrack.db.migrate import migrate
 from tests.helpers import (
     ingest_process,
     publish,
@@ -26,6 +22,7 @@ from tests.helpers import (
     running_ingest,
     wait_for,
 )
+from tests.integration.conftest import OwnPostgres
 from tests.integration.durable_broker import DurableMosquitto
 
 BASE = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
@@ -110,27 +107,16 @@ def test_ingest_reconnects_and_resumes_after_a_broker_restart(
     assert_exactly(durable, 1000)
 
 
-def test_database_restart_mid_stream(durable: Settings, tmp_path: Path) -> None:
+def test_database_restart_mid_stream(durable: Settings, own_postgres: OwnPostgres) -> None:
     """Ingest keeps the batch unacknowledged, retries with backoff, and catches up."""
-    from shiptrack.embedded import EmbeddedPostgres
-
-    pg = EmbeddedPostgres(tmp_path / "pg")  # data kept across the restart
-    try:
-        admin = pg.start()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE restart_test")
-        url = make_conninfo(admin, dbname="restart_test")
-        migrate(url)
-        settings = durable.model_copy(update={"database_url": url})
-        with running_ingest(settings):
-            publish(settings.mqtt_url or "", messages(settings, 0, 1000))
-            wait_for(lambda: stored(settings) == 1000)
-            failed = store_errors()
-            pg.stop()
-            publish(settings.mqtt_url or "", messages(settings, 1000, 1000))  # db is down
-            wait_for(lambda: store_errors() > failed)  # the batch's store failed, retried
-            pg.start()
-            wait_for(lambda: stored(settings) == 2000, timeout=60)
-        assert_exactly(settings, 2000)
-    finally:
-        pg.stop()
+    settings = durable.model_copy(update={"database_url": own_postgres.url})
+    with running_ingest(settings):
+        publish(settings.mqtt_url or "", messages(settings, 0, 1000))
+        wait_for(lambda: stored(settings) == 1000)
+        failed = store_errors()
+        own_postgres.stop()
+        publish(settings.mqtt_url or "", messages(settings, 1000, 1000))  # db is down
+        wait_for(lambda: store_errors() > failed)  # the batch's store failed, retried
+        own_postgres.start()
+        wait_for(lambda: stored(settings) == 2000, timeout=60)
+    assert_exactly(settings, 2000)

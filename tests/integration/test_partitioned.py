@@ -25,6 +25,7 @@ from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats
 from shiptrack.partitions import STREAM, assign
 from tests.helpers import query, wait_for
+from tests.integration.conftest import OwnPostgres
 from tests.integration.nats_fixture import (
     PARTITIONS,
     Journal,
@@ -269,39 +270,28 @@ def backlog(nats_url: str) -> tuple[int, int, int]:
 
 
 def test_database_down_15_s_nothing_acked_everything_stored_once_after(
-        nats_settings: Settings, tmp_path: Path) -> None:
-    from shiptrack.db.migrate import migrate
-    from shiptrack.embedded import EmbeddedPostgres
-
-    pg = EmbeddedPostgres(tmp_path / "pg")  # data kept across the outage
-    try:
-        admin = pg.start()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE outage")
-        url = make_conninfo(admin, dbname="outage")
-        migrate(url)
-        settings = nats_settings.model_copy(update={
-            "database_url": url, "nats_ack_wait_s": 5.0})  # the outage outlasts it
-        start = datetime.now(UTC) - timedelta(seconds=100)
-        stream = fixes(settings.mqtt_topic_prefix, 100, 10, start)
-        with worker_thread(settings, "wa"):
-            wait_for(lambda: settled(url, ["wa"]), timeout=30)
-            publish311(settings.mqtt_url or "", stream[:500])
-            wait_for(lambda: stored(url) == 500)
-            wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
-            pg.stop()
-            publish311(settings.mqtt_url or "", stream[500:])  # PUBACKed by JetStream
-            time.sleep(15)  # the outage (not an assertion: nothing may be acked in it)
-            waiting, unacked, _ = backlog(settings.nats_url or "")
-            assert waiting + unacked == 500  # nothing acked while the database was away
-            pg.start()
-            wait_for(lambda: stored(url) == 1000, timeout=60, interval=0.2)
-            wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
-            assert backlog(settings.nats_url or "")[2] == 0  # kept in progress: no copies
-        assert query(url, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions"
-                     )[0] == (1000, 1000)
-    finally:
-        pg.stop()
+        nats_settings: Settings, own_postgres: OwnPostgres) -> None:
+    url = own_postgres.url
+    settings = nats_settings.model_copy(update={
+        "database_url": url, "nats_ack_wait_s": 5.0})  # the outage outlasts it
+    start = datetime.now(UTC) - timedelta(seconds=100)
+    stream = fixes(settings.mqtt_topic_prefix, 100, 10, start)
+    with worker_thread(settings, "wa"):
+        wait_for(lambda: settled(url, ["wa"]), timeout=30)
+        publish311(settings.mqtt_url or "", stream[:500])
+        wait_for(lambda: stored(url) == 500)
+        wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
+        own_postgres.stop()
+        publish311(settings.mqtt_url or "", stream[500:])  # PUBACKed by JetStream
+        time.sleep(15)  # the outage (not an assertion: nothing may be acked in it)
+        waiting, unacked, _ = backlog(settings.nats_url or "")
+        assert waiting + unacked == 500  # nothing acked while the database was away
+        own_postgres.start()
+        wait_for(lambda: stored(url) == 1000, timeout=60, interval=0.2)
+        wait_for(lambda: backlog(settings.nats_url or "")[:2] == (0, 0))
+        assert backlog(settings.nats_url or "")[2] == 0  # kept in progress: no copies
+    assert query(url, "SELECT count(*), count(DISTINCT (device_id, ts)) FROM positions"
+                 )[0] == (1000, 1000)
 
 
 def test_a_broker_restart_loses_nothing_pubacked(nats_settings: Settings,
