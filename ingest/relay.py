@@ -23,6 +23,7 @@ unacked meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -124,29 +125,40 @@ class Relay:
                 await asyncio.wait_for(nc.drain(), PUBLISH_TIMEOUT_S)
             except Exception as exc:  # NATS away: nothing of ours is pending on it
                 log.debug("drain: %s", exc)
-                await nc.close()
+                with contextlib.suppress(Exception):
+                    await nc.close()
             log.info("relay stopped")
 
     async def _connect(self) -> NATS | None:
-        """NATS with the stream in place; the first connect retried with backoff."""
-        delay = 0.2
-        while not self.stop.is_set():
-            try:
-                nc = await nats.connect(self.settings.nats_url or "", name="shiptrack-relay",
-                                        connect_timeout=5, allow_reconnect=True,
-                                        max_reconnect_attempts=-1, reconnect_time_wait=0.5)
-            except Exception as exc:
-                log.warning("cannot reach NATS at %s (%s); retrying in %.1f s",
-                            self.settings.nats_url, exc, delay)
-            else:
+        """NATS with the stream in place. nats-py retries an unreachable server itself
+        (every 0.5 s, forever); a stop meanwhile cancels the attempt."""
+        async def quiet(exc: Exception) -> None:
+            log.warning("NATS at %s: %s", self.settings.nats_url, exc or type(exc).__name__)
+
+        async def connect() -> NATS:
+            nc = await nats.connect(self.settings.nats_url or "", name="shiptrack-relay",
+                                    connect_timeout=5, allow_reconnect=True,
+                                    max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                                    error_cb=quiet)
+            delay = 0.2
+            while True:
                 try:
                     await ensure_stream(nc.jetstream(), self.settings)
                     return nc
                 except Exception as exc:
                     log.warning("cannot make the stream (%s); retrying in %.1f s", exc, delay)
-                    await nc.close()
-            await asyncio.to_thread(self.stop.wait, delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+        attempt = asyncio.create_task(connect())
+        stopped = asyncio.create_task(asyncio.to_thread(self.stop.wait))
+        await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if attempt.done():
+            stopped.cancel()  # the thread ends with the relay's stop
+            return attempt.result()
+        attempt.cancel()
+        with contextlib.suppress(BaseException):
+            await attempt
         return None
 
     async def _relay(self, js: JetStreamContext, source: MqttSource,
@@ -198,7 +210,6 @@ class Relay:
             log.warning("JetStream did not acknowledge %d message(s) (%s: %s); retrying in "
                         "%.1f s, unacked meanwhile", len(pending), type(error).__name__,
                         error, delay)
-            if self.stop.is_set():
-                return
-            await asyncio.to_thread(self.stop.wait, delay)
+            if await asyncio.to_thread(self.stop.wait, delay):
+                return  # stopping: the rest stays unacked
             delay = min(delay * 2, RETRY_MAX_S)
