@@ -100,6 +100,7 @@ class Relay:
         self.stop = stop
         self.ready = ready
         self.stats = stats
+        self.target = parse_mqtt_url(settings.mqtt_url or "")  # a bad URL: ConfigError now
 
     async def main(self) -> None:
         settings = self.settings
@@ -107,7 +108,7 @@ class Relay:
         if nc is None:
             return  # stopped before NATS was reachable
         js = nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
-        source = MqttSource(parse_mqtt_url(settings.mqtt_url or ""), settings.relay_client_id,
+        source = MqttSource(self.target, settings.relay_client_id,
                             subscriptions(settings), settings.ingest_receive_maximum)
         source.start()
         log.info("relay running: %s -> %s", ", ".join(source.filters), settings.nats_url)
@@ -151,11 +152,10 @@ class Relay:
                 delay = min(delay * 2, RETRY_MAX_S)
 
         attempt = asyncio.create_task(connect())
-        stopped = asyncio.create_task(asyncio.to_thread(self.stop.wait))
-        await asyncio.wait({attempt, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if attempt.done():
-            stopped.cancel()  # the thread ends with the relay's stop
-            return attempt.result()
+        while not self.stop.is_set():
+            await asyncio.wait({attempt}, timeout=0.2)
+            if attempt.done():
+                return attempt.result()
         attempt.cancel()
         with contextlib.suppress(BaseException):
             await attempt
