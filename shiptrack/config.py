@@ -239,6 +239,10 @@ class Settings(BaseSettings):
     nats_stream_max_age_h: float = Field(
         default=72.0, gt=0, description="JetStream keeps the partitioned fixes this long",
     )
+    relay_client_id: str = Field(
+        default="shiptrack-relay", min_length=1, description="shiptrack relay's "
+        "persistent-session client id on the devices' MQTT broker",
+    )
 
     def carrier_secret(self, provider: str) -> str | None:
         """``SHIPTRACK_CARRIER_SECRET_<PROVIDER>``, or None."""

@@ -88,12 +88,16 @@ class Mapping:
     destination: str  # its partitioned subject
 
 
+# the device topics and which of their wildcard levels (1-based) name the device
+KEYED_FILTERS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    (POSITION_FILTER, (1,)), (OWNTRACKS_FILTER, (1, 2)), (SCAN_FILTER, (1,)))
+
+
 def mappings(prefix: str, partitions: int) -> list[Mapping]:
     """The subject mappings of nats-server's config for the device topics: the position
     and scan topics partitioned by their id's level, OwnTracks by user and device."""
     out = []
-    for topic, keyed in ((POSITION_FILTER, (1,)), (OWNTRACKS_FILTER, (1, 2)),
-                         (SCAN_FILTER, (1,))):
+    for topic, keyed in KEYED_FILTERS:
         source = topic_to_subject(prefix + topic)
         destination_tokens, n = [], 0
         for token in source.split("."):
@@ -107,6 +111,34 @@ def mappings(prefix: str, partitions: int) -> list[Mapping]:
             f"{SUBJECT_ROOT}.{{{{partition({partitions},{keys})}}}}."
             + ".".join(destination_tokens)))
     return out
+
+
+_BAD_TOKEN_CHARS = frozenset(" \t\r\n*>")
+
+
+def partitioned_subject(topic: str, prefix: str, partitions: int) -> str | None:
+    """The subject nats-server's mappings (:func:`mappings`) store an MQTT publish on
+    ``topic`` under, ``shiptrack_in.<p>.<topic as a subject>``; None for a topic of no
+    device filter, or whose levels make no subject (an empty level, a blank, ``*``,
+    ``>``): such a topic names no device and has no partition."""
+    if not topic.startswith(prefix):
+        return None
+    levels = topic[len(prefix):].split("/")
+    for pattern, keyed in KEYED_FILTERS:
+        parts = pattern.split("/")
+        if len(parts) != len(levels):
+            continue
+        wild = [level for part, level in zip(parts, levels, strict=True) if part == "+"]
+        if any(part != "+" and part != level
+               for part, level in zip(parts, levels, strict=True)):
+            continue
+        if any(not level or _BAD_TOKEN_CHARS & set(level) for level in wild):
+            return None
+        if any(not level or _BAD_TOKEN_CHARS & set(level) for level in prefix.split("/")[:-1]):
+            return None
+        partition = partition_of([wild[k - 1] for k in keyed], partitions)
+        return f"{SUBJECT_ROOT}.{partition}.{topic_to_subject(topic)}"
+    return None
 
 
 def _score(worker: str, partition: int) -> int:

@@ -1,4 +1,4 @@
-"""The one CLI: ``shiptrack up | ingest | api | simulate | migrate | broker-config |
+"""The one CLI: ``shiptrack up | ingest | relay | api | simulate | migrate | broker-config |
 settings | eta-eval | eta-convert | eta-learn``.
 
 Each command imports the service it runs when it runs (``simulate`` is a ``LazyCommand``),
@@ -85,6 +85,22 @@ def ingest(settings: Settings) -> None:
 
     if settings.ingest_mode == "nats":
         from ingest.partitioned import run
+
+    _setup_logging(settings)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        run(settings, stop)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+@settings_options(on_error=_fail)
+def relay(settings: Settings) -> None:
+    """Relay device fixes from an MQTT broker (MQTT 5 devices) into NATS JetStream's
+    partitions, acking each to the broker only once JetStream has it (docs/SCALING.md)."""
+    from ingest.relay import run
 
     _setup_logging(settings)
     stop = threading.Event()

@@ -10,6 +10,7 @@ from shiptrack.partitions import (
     mappings,
     owned,
     partition_of,
+    partitioned_subject,
     split_partitioned,
     subject_to_topic,
     topic_to_subject,
@@ -57,3 +58,23 @@ def test_a_join_moves_only_partitions_to_the_newcomer_and_a_leave_only_its_own()
     gone = assign(128, ["w1", "w3"])
     assert {p for p in after if after[p] != gone[p]} == {
         p for p, w in after.items() if w == "w2"}
+
+
+def test_partitioned_subject_is_the_servers_mapping_of_a_device_topic() -> None:
+    p = device_partition("dev.1", 16)
+    assert partitioned_subject("t/shiptrack/v1/devices/dev.1/position", "t/", 16) == (
+        f"shiptrack_in.{p}.t.shiptrack.v1.devices.dev//1.position")
+    owntracks = partition_of(["alice", "phone"], 16)
+    assert partitioned_subject("owntracks/alice/phone", "", 16) == (
+        f"shiptrack_in.{owntracks}.owntracks.alice.phone")
+    scanner = device_partition("sc-1", 16)
+    assert partitioned_subject("shiptrack/v1/scanners/sc-1/scan", "", 16) == (
+        f"shiptrack_in.{scanner}.shiptrack.v1.scanners.sc-1.scan")
+
+
+def test_a_topic_that_names_no_device_has_no_partitioned_subject() -> None:
+    for topic in ("t/shiptrack/v1/devices//position", "t/shiptrack/v1/devices/a b/position",
+                  "t/shiptrack/v1/devices/a*/position", "t/shiptrack/v1/devices/>/position",
+                  "t/shiptrack/v1/devices/x/other", "other/shiptrack/v1/devices/x/position",
+                  "t/owntracks/alice"):
+        assert partitioned_subject(topic, "t/", 16) is None, topic
