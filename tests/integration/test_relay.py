@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats
 from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.partitions import STREAM, device_partition, split_partitioned
-from tests.helpers import query, wait_for
+from tests.helpers import query, service_thread, wait_for
 from tests.integration.durable_broker import DurableMosquitto
 from tests.integration.nats_fixture import (
     PARTITIONS,
@@ -89,26 +88,10 @@ def relay_thread(settings: Settings) -> Iterator[RelayStats]:
     """``ingest.relay.run`` in a thread until the block ends (yields its counters)."""
     from ingest.relay import run
 
-    stop, ready = threading.Event(), threading.Event()
     stats = RelayStats()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            run(settings, stop, ready, stats)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="relay", daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: ready.is_set() or errors, timeout=30)
-        assert not errors, errors
+    with service_thread(lambda stop, ready: run(settings, stop, ready, stats), "relay",
+                        start_timeout=30, join_timeout=30):
         yield stats
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not errors, errors
 
 
 def relay_process(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
