@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from psycopg.abc import Params
 
 from shiptrack.config import Settings
@@ -23,18 +23,21 @@ from shiptrack.mqtturl import parse_mqtt_url
 T = TypeVar("T")
 
 
-def publish(mqtt_url: str, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
-    """Publish and wait until the broker has acknowledged every message."""
+def publish(mqtt_url: str, messages: list[tuple[str, bytes]], qos: int = 1,
+            protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5) -> None:
+    """Publish and wait until the broker has acknowledged every message (MQTT 5, or 3.1.1
+    for a NATS MQTT listener)."""
     target = parse_mqtt_url(mqtt_url)
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(1000)
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol,
+                         client_id=f"pub-{os.getpid()}-{id(messages)}")
+    client.max_inflight_messages_set(500)
     client.connect(target.host, target.port)
     client.loop_start()
     try:
         infos = [client.publish(t, p, qos=qos) for t, p in messages]
         for info in infos:
-            info.wait_for_publish(timeout=30)
+            info.wait_for_publish(timeout=60)
+            assert info.is_published()
     finally:
         client.disconnect()
         client.loop_stop()

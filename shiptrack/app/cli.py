@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Annotated
 
@@ -75,6 +76,17 @@ def migrate(settings: Settings) -> None:
     console.print(f"applied {len(applied)} migration(s) {applied} [storage: {mode}]")
 
 
+def _serve(settings: Settings, run: Callable[[Settings, threading.Event], None]) -> None:
+    """Run a service until SIGINT/SIGTERM; its errors are one line and exit status 2."""
+    _setup_logging(settings)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        run(settings, stop)
+    except ShiptrackError as exc:
+        raise _fail(exc) from exc
+
+
 @app.command()
 @settings_options(on_error=_fail)
 def ingest(settings: Settings) -> None:
@@ -86,13 +98,7 @@ def ingest(settings: Settings) -> None:
     if settings.ingest_mode == "nats":
         from ingest.partitioned import run
 
-    _setup_logging(settings)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    try:
-        run(settings, stop)
-    except ShiptrackError as exc:
-        raise _fail(exc) from exc
+    _serve(settings, run)
 
 
 @app.command()
@@ -102,13 +108,7 @@ def relay(settings: Settings) -> None:
     partitions, acking each to the broker only once JetStream has it (docs/SCALING.md)."""
     from ingest.relay import run
 
-    _setup_logging(settings)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    try:
-        run(settings, stop)
-    except ShiptrackError as exc:
-        raise _fail(exc) from exc
+    _serve(settings, run)
 
 
 @app.command()

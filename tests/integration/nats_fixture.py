@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import MQTTProtocolVersion
 
 from ingest.mqtt_source import Inbound
 from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats, find_nats_server
-from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.partitions import assign
-from tests.helpers import query, service_thread
+from tests.helpers import publish, query, service_thread
 
 PARTITIONS = 16  # fewer than the default 64: 2 cores run every worker of a test
 
@@ -50,22 +48,9 @@ def nats_settings(settings: Settings, nats_server: EmbeddedNats) -> Settings:
 
 
 def publish311(mqtt_url: str, messages: list[tuple[str, bytes]]) -> None:
-    """Publish at QoS 1 over MQTT 3.1.1; returns once every message is PUBACKed."""
-    target = parse_mqtt_url(mqtt_url)
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         protocol=mqtt.MQTTv311, client_id=f"pub-{os.getpid()}-{id(messages)}")
-    client.max_inflight_messages_set(500)
-    client.max_queued_messages_set(0)
-    client.connect(target.host, target.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(t, p, qos=1) for t, p in messages]
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-            assert info.is_published()
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    """Publish at QoS 1 over MQTT 3.1.1 (the NATS MQTT listener's); returns once every
+    message is PUBACKed."""
+    publish(mqtt_url, messages, protocol=MQTTProtocolVersion.MQTTv311)
 
 
 BAND_LON = (13.0, 13.0015)  # a geofence band every device crosses (about 100 m wide)

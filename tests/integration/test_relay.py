@@ -17,15 +17,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.relay import RelayStats
 from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats
-from shiptrack.mqtturl import parse_mqtt_url
 from shiptrack.partitions import STREAM, device_partition, split_partitioned
-from tests.helpers import query, service_thread, wait_for
+from tests.helpers import publish, query, service_thread, wait_for
 from tests.integration.durable_broker import DurableMosquitto
 from tests.integration.nats_fixture import (
     PARTITIONS,
@@ -41,22 +38,9 @@ __all__ = ["nats_server", "nats_settings"]  # fixtures
 
 
 def publish5(mqtt_url: str, messages: list[tuple[str, bytes]]) -> None:
-    """Publish at QoS 1 over MQTT 5; returns once the broker has PUBACKed every one."""
-    target = parse_mqtt_url(mqtt_url)
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                         protocol=mqtt.MQTTv5, client_id=f"dev5-{os.getpid()}-{id(messages)}")
-    client.max_inflight_messages_set(500)
-    client.max_queued_messages_set(0)
-    client.connect(target.host, target.port)
-    client.loop_start()
-    try:
-        infos = [client.publish(t, p, qos=1) for t, p in messages]
-        for info in infos:
-            info.wait_for_publish(timeout=60)
-            assert info.is_published()
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    """Publish at QoS 1 over MQTT 5 (the devices the relay is for); returns once the
+    broker has PUBACKed every one."""
+    publish(mqtt_url, messages)
 
 
 def stream_subjects(nats_url: str) -> list[str]:
