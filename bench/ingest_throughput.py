@@ -38,9 +38,8 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from psycopg.conninfo import make_conninfo
 
-from shiptrack.db.migrate import migrate
+from bench.scratch import create_scratch, drop_scratch
 from tests.integration.durable_broker import DurableMosquitto
 
 Message = tuple[str, bytes]
@@ -166,25 +165,10 @@ def drain_rate(db_url: str, target: int, timeout: float = 600) -> float:
     raise TimeoutError(f"only {rows(db_url)} of {target} rows stored")
 
 
-def fresh_db(admin_url: str) -> str:
-    name = f"shiptrack_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin_url, dbname=name)
-    migrate(url)
-    return url
-
-
-def drop_db(admin_url: str, url: str) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def bench_ingest(admin_url: str, port: int, messages: list[Message], fixes: int,
                  processes: int = 1) -> float:
     """Preload ``messages`` for ingest's session(s), start ingest, time the drain."""
-    db_url = fresh_db(admin_url)
+    db_url = create_scratch(admin_url)
     prefix = messages[0][0].split("shiptrack/")[0]
     group = f"g{uuid.uuid4().hex[:6]}" if processes > 1 else ""
     envs = [ingest_env(db_url, port, prefix, f"bench-ingest-{uuid.uuid4().hex[:8]}", group)
@@ -209,14 +193,14 @@ def bench_ingest(admin_url: str, port: int, messages: list[Message], fixes: int,
             p.wait(30)
         return rate
     finally:
-        drop_db(admin_url, db_url)
+        drop_scratch(admin_url, db_url)
 
 
 def bench_latency(admin_url: str, port: int, rate: float, seconds: float,
                   devices: int) -> list[tuple[float, float]]:
     """Per fix: (publish -> a plain subscriber's receipt, publish -> ingest's live
     republish after commit), both seen by one watcher client, in seconds."""
-    db_url = fresh_db(admin_url)
+    db_url = create_scratch(admin_url)
     prefix = f"bench-{uuid.uuid4().hex[:8]}/"
     raw: dict[int, float] = {}
     live: dict[int, float] = {}
@@ -271,7 +255,7 @@ def bench_latency(admin_url: str, port: int, rate: float, seconds: float,
         proc.wait(30)
         watcher.disconnect()
         watcher.loop_stop()
-        drop_db(admin_url, db_url)
+        drop_scratch(admin_url, db_url)
     return [(raw[k], live[k]) for k in live if k in raw]
 
 

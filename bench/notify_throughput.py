@@ -23,23 +23,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from email.message import Message
 from typing import Any
 
 import aiosmtplib
 import psycopg
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from api.notify_worker import NotificationWorker
+from bench.scratch import admin_url, create_scratch, drop_scratch
 from shiptrack.config import Settings
-from shiptrack.db.migrate import migrate
 from shiptrack.embedded import free_port
 from shiptrack.notify.mail import build_message
 from shiptrack.notify.render import render_email
@@ -117,13 +114,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mails", type=int, default=2000)
     args = parser.parse_args()
-    admin = os.environ.get("SHIPTRACK_DATABASE_URL", "postgresql://postgres@127.0.0.1/postgres")
-    name = f"shiptrack_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin, dbname=name)
+    admin = admin_url()
+    url = create_scratch(admin)
     try:
-        migrate(url)
         populate(url, args.mails)
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
@@ -149,8 +142,7 @@ def main() -> None:
             server.terminate()
             server.wait(10)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_scratch(admin, url)
     print(json.dumps({
         "mails": sent, "fan_out_rows_per_s": round(sent / fanned),
         "worker_mails_per_s": round(sent / delivered), "bare_smtp_mails_per_s": round(sent / floor),

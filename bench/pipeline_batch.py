@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-from psycopg.conninfo import make_conninfo
-
+from bench.scratch import scratch_database
 from ingest.mqtt_source import Inbound
 from ingest.pipeline import Pipeline
 from shiptrack.config import Settings
-from shiptrack.db.migrate import migrate
 
 
 class Nowhere:
@@ -66,14 +61,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--devices", type=int, default=1000)
     args = parser.parse_args()
-    admin = os.environ.get("SHIPTRACK_DATABASE_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"shiptrack_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(admin, dbname=name)
-    try:
-        migrate(url)
+    with scratch_database() as url:
         pipeline = Pipeline(Settings(database_url=url, mqtt_url="mqtt://127.0.0.1:1"),
                             Nowhere(), url)
         stream = Stream(args.devices)
@@ -88,9 +76,6 @@ def main() -> None:
         pipeline.close()
         print(f"{args.size}-message batches: median {1000 * statistics.median(times):.2f} ms,"
               f" mean {1000 * statistics.mean(times):.2f} ms per batch")
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

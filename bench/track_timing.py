@@ -18,11 +18,11 @@ import secrets
 import statistics
 import threading
 import time
-import uuid
 
 import httpx
 import psycopg
-from psycopg.conninfo import make_conninfo
+
+from bench.scratch import create_scratch, drop_scratch
 
 
 def timed(http: httpx.Client, url: str) -> float:
@@ -41,16 +41,11 @@ def main() -> None:
     from api.app import create_app
     from api.routes_track import TIMING_FLOOR_S
     from shiptrack.config import Settings
-    from shiptrack.db.migrate import migrate
 
     base_settings = Settings()
     admin = base_settings.database_url or ""
-    name = f"shiptrack_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"'.encode())
+    url = create_scratch(admin)
     try:
-        url = make_conninfo(admin, dbname=name)
-        migrate(url)
         token = secrets.token_urlsafe(24)
         place = json.dumps({"lat": 52.5, "lon": 13.4, "radius_m": 200})
         with psycopg.connect(url, autocommit=True) as conn:
@@ -79,8 +74,7 @@ def main() -> None:
             server.should_exit = True
             thread.join(10)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
+        drop_scratch(admin, url)
     k, u = statistics.median(known), statistics.median(unknown)
     print(f"floor {TIMING_FLOOR_S:.3f} s, {args.requests} requests each")
     print(f"known token:   median {k:.4f} s, slowest {max(known):.4f} s")

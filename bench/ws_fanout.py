@@ -41,6 +41,8 @@ from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from bench.scratch import create_scratch, drop_scratch
+
 TOKEN = "bench-admin-token"
 TARGET_DELIVERIES = 60_000
 
@@ -208,22 +210,15 @@ def bare_route(app: Any) -> None:
 
 
 async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    import psycopg
     import uvicorn
-    from psycopg.conninfo import make_conninfo
 
     from api.app import create_app
     from shiptrack.config import Settings
-    from shiptrack.db.migrate import migrate
 
     admin_url = os.environ["SHIPTRACK_DATABASE_URL"]
-    name = f"shiptrack_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = create_scratch(admin_url)
     results: list[dict[str, Any]] = []
     try:
-        db_url = make_conninfo(admin_url, dbname=name)
-        migrate(db_url)
         settings = Settings(database_url=db_url, mqtt_url=os.environ["SHIPTRACK_MQTT_URL"],
                             mqtt_topic_prefix=f"bench-{uuid.uuid4().hex[:8]}/",
                             ws_queue_limit=100_000, ws_stall_seconds=60)
@@ -264,8 +259,7 @@ async def main(args: argparse.Namespace) -> list[dict[str, Any]]:
             server.should_exit = True
             await serving
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_scratch(admin_url, db_url)
     return results
 
 
