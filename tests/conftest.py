@@ -22,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from shiptrack.config import Settings
 from shiptrack.db.migrate import migrate
 from shiptrack.mqtturl import MqttTarget, parse_mqtt_url
+from tests.helpers import cloned_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,12 +87,8 @@ def template_db(admin_db_url: str) -> Iterator[str]:
 @pytest.fixture
 def db_url(admin_db_url: str, template_db: str) -> Iterator[str]:
     """A fresh, fully migrated database of this test's own."""
-    name = f"shiptrack_t_{uuid.uuid4().hex[:12]}"
-    with _admin(admin_db_url) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield make_conninfo(admin_db_url, dbname=name)
-    with _admin(admin_db_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(admin_db_url, template_db) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from psycopg.abc import Params
+from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.mqtturl import parse_mqtt_url
@@ -69,6 +71,21 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 15.0,
 def query(db_url: str, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@contextmanager
+def cloned_database(admin_url: str, template: str, prefix: str = "shiptrack_t"
+                    ) -> Iterator[str]:
+    """A database of its own, cloned from the migrated ``template`` (the session's
+    ``template_db``), dropped when the block ends; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'.encode())
+    try:
+        yield make_conninfo(admin_url, dbname=name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
 
 @contextmanager

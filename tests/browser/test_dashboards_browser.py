@@ -20,13 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from shiptrack.config import Settings
 from shiptrack.events import make_event
-from tests.helpers import publish, query, running_api, running_ingest
+from tests.helpers import cloned_database, publish, query, running_api, running_ingest
 
 pw = pytest.importorskip("playwright.sync_api")
 
@@ -59,26 +57,20 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(admin_db_url: str, template_db: str, mqtt_url: str) -> Iterator[Stack]:
-    name = f"shiptrack_b_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     prefix = f"test-{uuid.uuid4().hex[:12]}/"
-    settings = Settings(
-        database_url=make_conninfo(admin_db_url, dbname=name), mqtt_url=mqtt_url,
-        mqtt_topic_prefix=prefix, mqtt_client_id=f"ingest-{prefix.strip('/')}",
-        metrics_port=0, admin_token=TOKEN, ingest_batch_ms=20, brand_name="Acme Parcels",
-        # tiles from a port where nothing listens: refused at once, as offline
-        map_tiles_url="http://127.0.0.1:9/{z}/{x}/{y}.png",
-        brand_contact_email="help@acme.example",
-    )
-    try:
+    with cloned_database(admin_db_url, template_db, "shiptrack_b") as db:
+        settings = Settings(
+            database_url=db, mqtt_url=mqtt_url,
+            mqtt_topic_prefix=prefix, mqtt_client_id=f"ingest-{prefix.strip('/')}",
+            metrics_port=0, admin_token=TOKEN, ingest_batch_ms=20, brand_name="Acme Parcels",
+            # tiles from a port where nothing listens: refused at once, as offline
+            map_tiles_url="http://127.0.0.1:9/{z}/{x}/{y}.png",
+            brand_contact_email="help@acme.example",
+        )
         with running_ingest(settings), running_api(settings) as base:
             s = Stack(base, settings)
             yield s
             s.http.close()
-    finally:
-        with psycopg.connect(admin_db_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")

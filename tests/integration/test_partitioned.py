@@ -10,21 +10,19 @@ import json
 import signal
 import threading
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
 import psycopg
-from psycopg.conninfo import make_conninfo
 
 from ingest.mqtt_source import Inbound
 from ingest.pipeline import FenceLost, Pipeline
 from shiptrack.config import Settings
 from shiptrack.embedded_nats import EmbeddedNats
 from shiptrack.partitions import STREAM, assign
-from tests.helpers import query, wait_for
+from tests.helpers import cloned_database, query, wait_for
 from tests.integration.conftest import OwnPostgres
 from tests.integration.nats_fixture import (
     PARTITIONS,
@@ -199,15 +197,9 @@ def test_kill_9_of_a_worker_mid_stream_its_partitions_taken_over_nothing_lost_or
     assert kinds.count("geofence.enter") == 1 and kinds.count("geofence.exit") == 1, one
     for device, story in told.items():  # the same path: the same events, none missed or
         assert story == one, device      # doubled
-    name = f"shiptrack_ref_{uuid.uuid4().hex[:10]}"
-    reference = make_conninfo(admin_db_url, dbname=name)
-    with psycopg.connect(admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    try:  # and exactly the events of a single process given the same fixes
+    # and exactly the events of a single process given the same fixes
+    with cloned_database(admin_db_url, template_db, "shiptrack_ref") as reference:
         assert events_of(db) == single_process_events(nats_settings, reference, stream)
-    finally:
-        with psycopg.connect(admin_db_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_a_stopped_worker_resumed_after_losing_its_partitions_cannot_commit(

@@ -9,17 +9,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from psycopg.conninfo import make_conninfo
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from shiptrack.config import Settings
-from tests.helpers import running_api
+from tests.helpers import cloned_database, running_api
 
 TOKEN = "test-admin-token"
 NOWHERE = "http://127.0.0.1:9/hook"  # generated webhook URLs never leave the machine
@@ -27,19 +25,12 @@ NOWHERE = "http://127.0.0.1:9/hook"  # generated webhook URLs never leave the ma
 
 @pytest.fixture(scope="module")
 def api_base(admin_db_url: str, template_db: str, mqtt_url: str) -> Iterator[str]:
-    name = f"shiptrack_st_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_db_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
     prefix = f"st-{uuid.uuid4().hex[:12]}/"
-    api_settings = Settings(database_url=make_conninfo(admin_db_url, dbname=name),
-                            mqtt_url=mqtt_url, mqtt_topic_prefix=prefix, admin_token=TOKEN,
-                            metrics_port=0)
-    try:
+    with cloned_database(admin_db_url, template_db, "shiptrack_st") as db:
+        api_settings = Settings(database_url=db, mqtt_url=mqtt_url, mqtt_topic_prefix=prefix,
+                                admin_token=TOKEN, metrics_port=0)
         with running_api(api_settings) as base:
             yield base
-    finally:
-        with psycopg.connect(admin_db_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
