@@ -2,6 +2,8 @@
 // Plain ES module, no build step. Text from the server is only ever inserted with
 // textContent / createTextNode (see el()), never as HTML.
 
+import { humanize } from './js/events.js';
+
 /** Create an element: el('div', {class: 'x', text: 'hi', onclick: fn}, child, ...). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -192,66 +194,10 @@ export class LiveSocket {
   }
 }
 
-// ---- time and number formatting -------------------------------------------------------
-
-/** Milliseconds since the epoch from RFC 3339 or epoch seconds/milliseconds; null if bad. */
-export function parseTs(ts) {
-  if (ts === null || ts === undefined || ts === '') return null;
-  if (typeof ts === 'number') return ts > 1e11 ? ts : ts * 1000;
-  const n = Date.parse(ts);
-  return Number.isNaN(n) ? null : n;
-}
+// ---- number formatting (times: js/time.js) ------------------------------------------
 
 export function isNum(v) {
   return typeof v === 'number' && Number.isFinite(v);
-}
-
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
-  weekday: 'short', day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit',
-});
-const fullFmt = new Intl.DateTimeFormat(undefined, {
-  year: 'numeric', month: 'short', day: 'numeric',
-  hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short',
-});
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short' });
-
-export function fmtTime(ts) {
-  const t = parseTs(ts);
-  return t === null ? '–' : timeFmt.format(t);
-}
-
-export function fmtDateTime(ts) {
-  const t = parseTs(ts);
-  return t === null ? '–' : dateTimeFmt.format(t);
-}
-
-export function fmtFull(ts) {
-  const t = parseTs(ts);
-  return t === null ? '' : fullFmt.format(t);
-}
-
-export function fmtDay(ts) {
-  const t = parseTs(ts);
-  return t === null ? '' : dayFmt.format(t);
-}
-
-export function sameDay(a, b) {
-  const x = new Date(parseTs(a));
-  const y = new Date(parseTs(b));
-  return x.toDateString() === y.toDateString();
-}
-
-/** "just now", "42 s ago", "5 min ago", "3 h ago", "2 d ago". */
-export function fmtAgo(ms, now = Date.now()) {
-  if (ms === null || ms === undefined) return 'never';
-  const s = Math.round((now - ms) / 1000);
-  if (s < -60) return 'in the future'; // a device clock far ahead; small skew is "just now"
-  if (s < 5) return 'just now';
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
-  if (s < 172800) return `${Math.floor(s / 3600)} h ago`;
-  return `${Math.floor(s / 86400)} d ago`;
 }
 
 /** Speed in m/s (SPEC units) shown as km/h. */
@@ -270,12 +216,6 @@ export function fmtCoord(lat, lon) {
   return isNum(lat) && isNum(lon) ? `${lat.toFixed(5)}, ${lon.toFixed(5)}` : '–';
 }
 
-/** "snake_case.kind" -> "Snake case kind" for labels of unknown values. */
-export function humanize(value) {
-  const s = String(value ?? '').replace(/[._]+/g, ' ').trim();
-  return s ? s[0].toUpperCase() + s.slice(1) : '';
-}
-
 const SENSOR_UNITS = [
   [/_c$/, '°C'], [/_f$/, '°F'], [/_pct$/, '%'], [/_g$/, 'g'], [/_lux$/, 'lx'], [/_hpa$/, 'hPa'],
   [/_v$/, 'V'], [/_m$/, 'm'], [/_s$/, 's'], [/_ppm$/, 'ppm'],
@@ -291,43 +231,4 @@ export function sensorReading(key, value) {
   const shown = typeof value === 'number' ? String(Math.round(value * 100) / 100)
     : typeof value === 'object' ? JSON.stringify(value) : String(value);
   return [humanize(label), unit && typeof value === 'number' ? `${shown} ${unit}` : shown];
-}
-
-export const STATUS_LABELS = {
-  created: 'Created',
-  picked_up: 'Picked up',
-  in_transit: 'In transit',
-  out_for_delivery: 'Out for delivery',
-  delivered: 'Delivered',
-};
-
-export function statusLabel(status) {
-  return STATUS_LABELS[status] || humanize(status) || 'Unknown';
-}
-
-/** The reason of a shipment's exception flag, whatever shape it comes in; null if none. */
-export function exceptionReason(shipment) {
-  const ex = shipment ? shipment.exception : null;
-  if (!ex) return null;
-  if (typeof ex === 'string') return ex;
-  if (typeof ex === 'object') {
-    return ex.reason || ex.message || ex.code || shipment.exception_reason || 'Exception';
-  }
-  return shipment.exception_reason || 'Exception';
-}
-
-// ---- map ------------------------------------------------------------------------------
-
-/** OpenStreetMap's standard tiles, with the attribution their usage policy asks for. */
-export function osmTiles(L) {
-  return L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png', {
-    maxZoom: 19,
-    attribution:
-      '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
-  });
-}
-
-/** Text-only tooltip/popup content (Leaflet would parse a string as HTML). */
-export function textContent(...parts) {
-  return el('span', {}, ...parts);
 }
