@@ -27,9 +27,10 @@ the start). ``Z`` is 0 by default: measured, the bound cost more than it saved.
 The interval is conformalised around what is output (split conformal, the two ends
 apart): each record also keeps the blend it gave and the interval it had before this
 step (the correction's, or the physical model's calibration, moved by the blend); the
-``1 - TAIL`` quantiles of how far the arrival fell below its low end and above its high
-end, relative to the blend, move each end for the same share bin, so the interval held
-``1 - 2 * TAIL`` of past arrivals there whatever the blend did to it.
+``1 - TAIL`` quantiles (at split conformal's finite-sample level, ``conformal_level``)
+of how far the arrival fell below its low end and above its high end, relative to the
+blend, move each end for the same share bin, so the interval held ``1 - 2 * TAIL`` of
+past arrivals there whatever the blend did to it.
 The learned candidate gets weight only from records where a correction was fitted, and
 only once there are enough of those, so a correction fitted a moment ago is not judged
 by the physical model's record. Everything is learned from arrived trips only (the
@@ -102,6 +103,14 @@ def _weights(x: NDArray[np.float64], y: NDArray[np.float64], cols: Sequence[int]
     w[models] = group[0] * _exp_weights(mae[models])
     w[base] = group[1] * _exp_weights(mae[base])
     return w
+
+
+def conformal_level(n: int) -> float:
+    """The quantile of ``n`` past scores that each end of the interval is moved by: split
+    conformal's finite-sample level ``ceil((n + 1) * (1 - TAIL)) / n``, so that on a
+    thin record (tens of trips) the interval still holds ``1 - TAIL`` of the next
+    arrivals beyond each end instead of a little less (on thousands it is ``1 - TAIL``)."""
+    return min(1.0, math.ceil((n + 1) * (1.0 - TAIL)) / n)
 
 
 def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
@@ -184,8 +193,8 @@ class Stack:
             a = np.log(np.maximum(np.asarray([r[n - 1:n + 3] for r in rows]), FLOOR_S))
             y = a[:, 0] - a[:, 1]  # actual and the ends, relative to the blend
             lo, hi = a[:, 2] - a[:, 1], a[:, 3] - a[:, 1]
-            return (float(np.quantile(lo - y, 1.0 - TAIL)),
-                    float(np.quantile(y - hi, 1.0 - TAIL)))
+            q = conformal_level(len(rows))
+            return float(np.quantile(lo - y, q)), float(np.quantile(y - hi, q))
         return None
 
     def _fit(self, b: int) -> NDArray[np.float64]:

@@ -16,7 +16,8 @@ from shiptrack.eta import stacking
 from shiptrack.eta.evaluate import Replay
 from shiptrack.eta.model import Progress
 from shiptrack.eta.speed import Motion
-from shiptrack.eta.stacking import LEARNED, PRIOR, Stack, candidates, share_bin
+from shiptrack.eta.stacking import (LEARNED, PRIOR, Stack, candidates, conformal_level,
+                                     share_bin)
 from shiptrack.eta.trips import parse_trip
 
 from .test_eta_eval import KM_LON, T0
@@ -165,3 +166,21 @@ def test_the_estimate_carries_the_conformal_interval_and_its_late_probability() 
         pytest.approx(0.1, abs=1e-3)
     assert result.outlook.late_probability(result.eta_low.timestamp() - t) == \
         pytest.approx(0.9, abs=1e-3)
+
+
+def test_a_thin_record_moves_the_ends_by_the_finite_sample_conformal_level() -> None:
+    """With 30 past arrivals 1..30 % above an interval of no width, the high end moves by
+    split conformal's finite-sample quantile (level ceil(31 * 0.9) / 30 = 28/30), not the
+    plain 90th percentile: on tens of trips the plain one holds a little less than 90 %
+    of the next arrivals below the high end (the start of small sets held 0.71)."""
+    stack = Stack()
+    cands = candidates(H, None, 1.2 * H, H)
+    for k in range(1, 31):
+        stack.add(cands, H, H * math.exp(k / 100.0), (H, H, H))
+    assert conformal_level(30) == pytest.approx(28 / 30)
+    assert conformal_level(3_000) == pytest.approx(0.9, abs=1e-3)
+    found = stack.interval(cands, H, H, H, H)
+    assert found is not None
+    expected = 0.01 + (28 / 30) * 29 * 0.01  # numpy's linear quantile of 0.01..0.30 there
+    assert found[1] == pytest.approx(H * math.exp(expected), rel=1e-6)
+    assert found[1] > H * math.exp(float(np.quantile([k / 100.0 for k in range(1, 31)], 0.9)))
