@@ -16,8 +16,7 @@ from shiptrack.eta import stacking
 from shiptrack.eta.evaluate import Replay
 from shiptrack.eta.model import Progress
 from shiptrack.eta.speed import Motion
-from shiptrack.eta.stacking import (LEARNED, PRIOR, Stack, candidates, conformal_level,
-                                     share_bin)
+from shiptrack.eta.stacking import LEARNED, PRIOR, Stack, candidates, conformal_level, share_bin
 from shiptrack.eta.trips import parse_trip
 
 from .test_eta_eval import KM_LON, T0
