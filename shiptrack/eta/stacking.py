@@ -212,23 +212,24 @@ class Stack:
         w[others] = _weights(x[:, others], y, others)
         return w
 
+    def _near(self, b: int) -> list[tuple[float, ...]]:
+        """The records of bin ``b`` and its neighbours after the start (the start, where the
+        trip has no speed of its own yet: its own only)."""
+        near = self.records[0:1] if b == 0 else self.records[max(b - 1, 1):b + 2]
+        return [r for records in near for r in records]
+
     def _pool(self, b: int) -> list[tuple[float, ...]]:
-        """The records that weigh for bin ``b``: its own and its neighbours', else those of
-        every bin after the start (the start, where the trip has no speed of its own yet,
-        learns from the start only)."""
-        if b == 0:
-            return list(self.records[0])
-        pool = [r for records in self.records[max(b - 1, 1):b + 2] for r in records]
-        if len(pool) < MIN_RECORDS:
+        """The records that weigh for bin ``b``: ``_near``, else (after the start) those of
+        every bin after the start."""
+        pool = self._near(b)
+        if b != 0 and len(pool) < MIN_RECORDS:
             pool = [r for records in self.records[1:] for r in records]
         return pool
 
     def _pools(self, b: int) -> list[list[tuple[float, ...]]]:
-        """The records for bin ``b``'s conformal offsets, nearest first: its own and its
-        neighbours' (the start: its own), then every bin's."""
-        near = self.records[0:1] if b == 0 else self.records[max(b - 1, 1):b + 2]
-        return [[r for records in near for r in records],
-                [r for records in self.records for r in records]]
+        """The records for bin ``b``'s conformal offsets, nearest first: ``_near``, then
+        every bin's."""
+        return [self._near(b), [r for records in self.records for r in records]]
 
     def to_json(self) -> list[list[list[float | None]]]:
         return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records]
