@@ -5,9 +5,9 @@ candidates, so a change there is measured in a minute instead of a full run.
 the order they happened, every record the stack learned (``add``: the candidates, the
 time since the trip's start, the actual time left, the band before the conformal step)
 and every checkpoint (its candidates and band, the actual time left, the two baselines'
-predictions). ``replay`` feeds them through today's ``stacking.Stack`` and prints, per
-checkpoint, the blend's mean absolute error, the better baseline's, how much better the
-blend is, and the 80 % interval's coverage::
+predictions). ``replay`` feeds them through today's ``stacking.Stack`` and prints
+``bench.eta_real``'s table: per checkpoint, the mean absolute error of the blend and of
+the two baselines, how much better the blend is, and the 80 % interval's coverage::
 
     python -m bench.eta_blend record ../shared/data/us-ais-vessels.trips.jsonl.gz ships.jsonl.gz
     python -m bench.eta_blend record FILE small.jsonl.gz --sample 50 --offset 1
@@ -25,18 +25,18 @@ import argparse
 import gzip
 import json
 import math
-import statistics
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.eta_real import load
-from shiptrack.eta.evaluate import CHECKPOINTS, Replay, Report
-from shiptrack.eta.model import EtaResult
+from bench.eta_real import load, row, table
+from shiptrack.eta.evaluate import MODELS, Replay, Report
+from shiptrack.eta.model import EtaEstimator, EtaResult
 from shiptrack.eta.stacking import NO_BAND, Stack
 
-BASELINES = ("constant_speed", "avg_speed_so_far")
+BASELINES = MODELS[1:]  # the two naive baselines, as eta-eval names them
 
 
 def _num(v: float) -> float | None:
@@ -55,6 +55,16 @@ class _RecordingStack(Stack):
         super().add(cands, elapsed_s, actual_s, band)
 
 
+class _NotingEstimator(EtaEstimator):
+    """Keeps the last estimate, for the checkpoint scored right after it."""
+
+    last: EtaResult | None = None
+
+    def estimate_at(self, *args: Any, **kwargs: Any) -> EtaResult:
+        self.last = super().estimate_at(*args, **kwargs)
+        return self.last
+
+
 class _RecordingReplay(Replay):
     """``Replay`` that notes each checkpoint's candidates beside its scores."""
 
@@ -62,24 +72,18 @@ class _RecordingReplay(Replay):
         super().__init__()
         self.out = out
         self.history.stack = _RecordingStack(out)
-        self.last: EtaResult | None = None
-        estimate = self.estimator.estimate_at
-
-        def noting(*args: Any, **kwargs: Any) -> EtaResult:
-            self.last = estimate(*args, **kwargs)
-            return self.last
-
-        self.estimator.estimate_at = noting  # type: ignore[method-assign]
+        self.noting = _NotingEstimator(self.history)
+        self.estimator = self.noting
 
     def _score(self, k: int, elapsed: float, actual: float, predicted: float,
                band: tuple[float, float], remaining_m: float, done_m: float) -> None:
         super()._score(k, elapsed, actual, predicted, band, remaining_m, done_m)
-        assert self.last is not None
+        last = self.noting.last
+        assert last is not None
         errors = self.report.errors
-        self.out.append({"checkpoint": k, "cands": [_num(c) for c in self.last.candidates],
-                         "actual": actual, "band": list(self.last.band),
-                         "output": [predicted, *band],
-                         "baselines": [errors[m][k][-1] + actual for m in BASELINES]})
+        self.out.append({"checkpoint": k, "cands": [_num(c) for c in last.candidates],
+                         "actual": actual, "band": list(last.band), "output": list(band),
+                         "baselines": {m: errors[m][k][-1] + actual for m in BASELINES}})
 
 
 def record(trips_path: Path, out_path: Path, sample: int, offset: int) -> Report:
@@ -102,12 +106,11 @@ def _floats(values: Sequence[float | None]) -> tuple[float, ...]:
     return tuple(math.nan if v is None else float(v) for v in values)
 
 
-def replay(path: Path, stack: Stack | None = None) -> dict[int, dict[str, float]]:
-    """Per checkpoint: the blend's MAE (min), the better baseline's, better by, coverage."""
+def replay(path: Path, stack: Stack | None = None) -> Report:
+    """The checkpoints' errors and coverage with today's (or this) stack; the baselines'
+    errors as recorded."""
     stack = stack if stack is not None else Stack()
-    err: dict[int, list[float]] = {k: [] for k in CHECKPOINTS}
-    base: dict[int, list[list[float]]] = {k: [] for k in CHECKPOINTS}
-    inside: dict[int, list[bool]] = {k: [] for k in CHECKPOINTS}
+    report = Report()
     for e in _events(path):
         if "add" in e:
             stack.add(_floats(e["add"]), e["elapsed"], e["actual"], _floats(e["band"]))
@@ -115,21 +118,15 @@ def replay(path: Path, stack: Stack | None = None) -> dict[int, dict[str, float]
         k, actual = e["checkpoint"], e["actual"]
         cands = _floats(e["cands"])
         blended = stack.blend(cands[:-1], cands[-1])
-        found = stack.interval(cands[:-1], cands[-1], *e["band"])
-        low, high = found if found is not None else e["output"][1:]
-        err[k].append(abs(blended - actual))
-        base[k].append([abs(p - actual) for p in e["baselines"]])
-        inside[k].append(low <= actual <= high)
-    out = {}
-    for k in CHECKPOINTS:
-        if not err[k]:
-            continue
-        ours = statistics.fmean(err[k]) / 60.0
-        best = min(statistics.fmean(col) for col in zip(*base[k], strict=True)) / 60.0
-        out[k] = {"mae_min": round(ours, 2), "baseline_min": round(best, 2),
-                  "better_by": round(1.0 - ours / best, 3) if best else math.nan,
-                  "coverage": round(statistics.fmean(inside[k]), 3)}
-    return out
+        low, high = stack.interval(cands[:-1], cands[-1], *e["band"]) or e["output"]
+        report.errors["shiptrack"][k].append(blended - actual)
+        for m, predicted in e["baselines"].items():
+            report.errors[m][k].append(predicted - actual)
+        report.inside[k].append(low <= actual <= high)
+        report.widths[k].append(high - low)
+        if k == 0:  # every trip has its start
+            report.trips += 1
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("replay", help="feed recorded events through today's stack")
     rep.add_argument("events", type=Path)
     args = parser.parse_args(argv)
-    if args.command == "record":
-        report = record(args.trips, args.out, args.sample, args.offset)
-        print(json.dumps({"trips": report.trips, "mae_min": {
-            k: report.mae_min("shiptrack", k) for k in CHECKPOINTS},
-            "coverage": {k: report.coverage(k) for k in CHECKPOINTS}}))
+    started = time.perf_counter()
+    if args.command == "record":  # the run's own figures, to compare a replay with
+        name, report = args.trips.name, record(args.trips, args.out, args.sample, args.offset)
     else:
-        print(json.dumps(replay(args.events)))
+        name, report = args.events.name, replay(args.events)
+    print(table([row(name, report, time.perf_counter() - started)]))
     return 0
 
 
