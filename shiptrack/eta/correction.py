@@ -28,7 +28,7 @@ from shiptrack.eta.features import FEATURES
 
 QUANTILES = (0.1, 0.5, 0.9)
 SHARE_EDGES = (1e-9, 0.15, 0.4, 0.65)  # bins of the share done: the start, then by time
-MAX_ROWS = 60_000  # most recent samples a fit uses
+MAX_ROWS = 200_000  # most recent samples a fit uses
 MAX_SCORES = 1_500  # conformal scores kept per bin
 MIN_SCORES = 60
 FIRST_FIT_TRIPS = 40  # trips learned before the first fit
