@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 BREAK_S = 40 * 60.0  # EU break: 45 min (less what sparse fixes cut off a stop)
 REST_S = 8 * 3600.0  # EU daily rest: 11 h, reducible to 9 h
 MIN_STOP_S = 120.0  # shorter stops are not considered "standing" for the ETA
+MAYBE_BREAK_S = 600.0  # standing this long, a stop may be a break or a rest at any clock
 BIN_S = 900.0
 BINS = 96  # 24 h of driving clock; beyond, the last bin's rate holds
 END_S = BINS * BIN_S
@@ -245,17 +246,27 @@ class RestModel:
     def remaining_stop(self, still_s: float, since_rest_s: float, rest_seen: bool) -> float:
         """Seconds an ongoing stop (standing ``still_s`` so far, begun at that rest clock)
         still lasts: the median of what stops that got this far, begun at a similar
-        clock, went on to last (the rules' stops among them)."""
+        clock, went on to last (the rules' stops among them); else of what stops that got
+        this far went on to last whatever their clock: those seen and, once it has stood
+        ``MAYBE_BREAK_S``, the rules' too; else, with fewer than ``MIN_LIKE`` such stops,
+        as long again as it has lasted (the median of what is left of a stop of unknown
+        scale). The rules' stops speak for a stop begun near their limits or already
+        long: a taxi standing five minutes an hour into its shift is not one of their
+        45-minute breaks or 11-hour rests (taken for one, it made a 10-minute trip's
+        ETA six hours)."""
         if still_s < MIN_STOP_S:
             return 0.0
         seconds, clocks, seen = self._stop_arrays()
         longer = seconds > still_s
         near = longer & (seen == float(rest_seen)) & (np.abs(clocks - since_rest_s)
                                                       <= NEAR_CLOCK_S)
-        for chosen in (near, longer):
+        anywhere = longer.copy()
+        if still_s < MAYBE_BREAK_S:
+            anywhere[len(self.stops):] = False  # the rules' stops come after those seen
+        for chosen in (near, anywhere):
             if int(chosen.sum()) >= MIN_LIKE:
                 return float(np.median(seconds[chosen])) - still_s
-        return 0.0
+        return still_s
 
     # -- persistence ---------------------------------------------------------------------
 

@@ -46,6 +46,23 @@ def test_a_stop_in_progress_is_judged_by_its_clock() -> None:
     assert model.remaining_stop(60.0, 9 * H, True) == 0.0  # a minute: no stop yet
 
 
+def test_a_short_stop_far_from_the_rules_limits_is_not_taken_for_a_rest() -> None:
+    model = RestModel()
+    # five minutes standing an hour into the day, nothing seen yet: the rules' breaks and
+    # rests (begun at 4.5 h and 9 h) do not say how long it lasts (it was hours before);
+    # with no stop seen that got this far, as long again as it has lasted
+    assert model.remaining_stop(300.0, 1.0 * H, False) == 300.0
+    # stops seen at other clocks that got this far say it: their median, less the wait
+    for seconds in (400.0, 600.0, 800.0):
+        model.stopped(seconds, 6.0 * H, 6.0 * H, False, False)
+    assert model.remaining_stop(300.0, 1.0 * H, False) == pytest.approx(300.0)
+    # and near the rules' limit the rules still speak: a break
+    assert model.remaining_stop(30 * 60, 4.5 * H, True) / 60 == pytest.approx(22, abs=2)
+    # as does a stop already longer than any seen and ten minutes long, at any clock:
+    # the rules' breaks and rests that got this far (a ship at anchor)
+    assert model.remaining_stop(20 * 60, 1.0 * H, False) / H > 1.0
+
+
 def test_hazard_waits_and_chances() -> None:
     hazard = Hazard()
     hazard.expose(0.0, 10 * H)
