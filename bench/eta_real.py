@@ -12,6 +12,7 @@ interval's coverage::
     python -m bench.eta_real --sample 4         # a deterministic quarter of each set
     python -m bench.eta_real --json
     python -m bench.eta_real --sample 50 --offset 3 --only vessels   # another fiftieth, ships
+    python -m bench.eta_real --data ../heldout --only porto   # sets kept out of development
 
 ``--sample K`` keeps the trips whose CRC-32 of ``trip_id`` is divisible by ``K``: the
 same trips on every run and machine, spread over the whole period.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +79,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def sets(sim: Path | None, tmp: Path, only: str | None = None) -> list[tuple[str, Path]]:
-    found = sorted(SHARED.glob("*.trips.jsonl.gz")) if SHARED.is_dir() else []
+def sets(sim: Path | None, tmp: Path, only: str | None = None,
+         data: Sequence[Path] = (SHARED,)) -> list[tuple[str, Path]]:
+    found = [p for d in data if d.is_dir() for p in sorted(d.glob("*.trips.jsonl.gz"))]
     if not found:
-        print(f"no real trips: {SHARED} is absent or empty; skipped", file=sys.stderr)
+        print(f"no real trips: {', '.join(map(str, data))} absent or empty; skipped",
+              file=sys.stderr)
     named = [(p.name.removesuffix(".trips.jsonl.gz"), p) for p in found]
     if only is not None:
         return [(name, p) for name, p in named if only in name]
@@ -100,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offset", type=int, default=0,
                         help="with --sample K: keep the trips whose CRC-32 mod K is this")
     parser.add_argument("--only", help="run only the sets whose name contains this")
+    parser.add_argument("--data", type=Path, action="append",
+                        help="a folder of *.trips.jsonl.gz to run instead of the shared "
+                             "one (repeatable): sets held out from development")
     args = parser.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, path in sets(args.sim, Path(tmp), args.only):
+        for name, path in sets(args.sim, Path(tmp), args.only, args.data or (SHARED,)):
             started = time.perf_counter()
             report = evaluate(load(path, args.sample, args.offset))
             rows.append(row(name, report, time.perf_counter() - started))
