@@ -6,6 +6,8 @@ by ``observe`` with each new fix:
 - A step between two fixes is *still* when the device moved under ``STILL_MS`` on
   average (GPS noise of a parked truck stays far below it; a jam at walking pace stays
   above it). Consecutive still steps are one stop; it ends with the next moving step.
+  A step longer than ``MAX_STEP_S`` that moved is a *gap* in the fixes: neither moving
+  nor still (``_gap``).
 - Recent speed: exponentially decayed sums of metres and seconds over moving steps only
   (time constant ``TAU_S`` of moving time), next to the seconds the speed profile would
   have expected for the same metres. Their ratio (``speed_factor``) says how much faster
@@ -30,6 +32,7 @@ from shiptrack.eta.rests import BREAK_S, REST_S
 
 STILL_MS = 1.0  # average speed under which a step is standing still
 TAU_S = 15 * 60.0  # memory of the recent-speed average, in moving seconds
+MAX_STEP_S = 600.0  # a longer step between fixes is a gap (as trips are cut at 10 min)
 MIN_RECENT_S = 120.0  # moving seconds needed before the recent speed counts at all
 TAU_LONG_S = 3 * 3600.0  # memory of the long-run moving pace, in moving seconds
 
@@ -128,6 +131,8 @@ def observe(motion: Motion, ts: float, lat: float, lon: float, pace_at: PaceAt) 
     mid_ts = motion.ts + dt / 2
     clocks = (motion.since_break_s, motion.since_rest_s, motion.break_seen, motion.rest_seen)
     moving = metres / dt >= STILL_MS
+    if moving and dt > MAX_STEP_S:
+        return _gap(motion, ts, lat, lon, metres, dt, mid_ts, mid_lat, mid_lon, clocks)
     stop = None
     if not moving:
         if motion.still_since is None:
@@ -145,6 +150,26 @@ def observe(motion: Motion, ts: float, lat: float, lon: float, pace_at: PaceAt) 
         motion.since_rest_s += dt
     motion.ts, motion.lat, motion.lon = ts, lat, lon
     return Step(mid_ts, mid_lat, mid_lon, metres, dt, moving, *clocks, stop=stop)
+
+
+def _gap(motion: Motion, ts: float, lat: float, lon: float, metres: float, dt: float,
+         mid_ts: float, mid_lat: float, mid_lon: float,
+         clocks: tuple[float, float, bool, bool]) -> Step:
+    """A step over a gap in the fixes (``MAX_STEP_S``): how the device got here is not
+    known (a tunnel, a device switched off, a taxi's empty run between two fares), so its
+    average speed is not the device's pace: the recent speeds and the speed profile do
+    not learn from it (the step is not ``moving``), which they did, making the next ETA
+    as slow as a gap's average. A stop in progress ends; of the gap, what the distance
+    needs at the recent moving speed counts as driving, the rest as standing (a break
+    or a rest when long enough)."""
+    stop = _end_stop(motion)
+    pace = motion.moving_m / motion.moving_s if motion.moving_s > 0.0 else 0.0
+    driving = min(dt, metres / pace) if pace > 0.0 else dt
+    reset_clocks(motion, dt - driving)
+    motion.since_break_s += driving
+    motion.since_rest_s += driving
+    motion.ts, motion.lat, motion.lon = ts, lat, lon
+    return Step(mid_ts, mid_lat, mid_lon, metres, dt, False, *clocks, stop=stop)
 
 
 def _end_stop(motion: Motion) -> Stop | None:

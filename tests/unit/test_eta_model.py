@@ -248,3 +248,25 @@ def test_a_toss_up_without_a_record_gets_an_interval_over_both_outcomes() -> Non
     assert result.kind == "moving-break"
     for outcome in (4.65, 4.65 + 45 * 1.15 / 60):  # without the break, and with it
         assert result.eta_low < fix(0, 0).ts + timedelta(hours=outcome) < result.eta_high
+
+
+def test_a_gap_in_the_fixes_is_not_the_device_s_pace() -> None:
+    """80 km/h for an hour, then no fix for 20 minutes and the device 4 km on (a taxi's
+    empty run between fares, a tunnel, a device off): the gap's 12 km/h is not its pace,
+    so neither the recent speed nor the profile learns it (they did: the next ETA was as
+    slow as the gap); of the 20 minutes, the 3 the 4 km need at 80 km/h count as
+    driving, the rest as standing."""
+    history = History()
+    estimator, motion = EtaEstimator(history), Motion()
+    fixes = [*drive(80.0, 1.0), fix(80.0, 84.0)]
+    steps = [s for f in fixes if (s := estimator.observe(motion, f)) is not None]
+    for step in steps:
+        history.learn_step(step)
+    gap = steps[-1]
+    assert gap.seconds == 20 * 60 and not gap.moving and gap.stop is None
+    assert motion.recent_kmh == pytest.approx(80.0, rel=0.01)
+    assert motion.since_break_s == pytest.approx(63 * 60, abs=1)
+    assert history.profile.mean_kmh == pytest.approx(80.0, rel=0.05)  # 65 before any
+    # a gap long enough to hold a break besides the drive resets the clock like one
+    estimator.observe(motion, fix(150.0, 90.0))  # 70 minutes for 6 km
+    assert motion.since_break_s == pytest.approx(4.5 * 60, abs=1) and motion.break_seen
