@@ -6,8 +6,9 @@ by ``observe`` with each new fix:
 - A step between two fixes is *still* when the device moved under ``STILL_MS`` on
   average (GPS noise of a parked truck stays far below it; a jam at walking pace stays
   above it). Consecutive still steps are one stop; it ends with the next moving step.
-  A step longer than ``MAX_STEP_S`` that moved is a *gap* in the fixes: neither moving
-  nor still (``_gap``).
+  A step that moved, longer than ``MAX_STEP_S`` and than ``GAP_FACTOR`` times the
+  device's usual step, is a *gap* in the fixes: neither moving nor still (``_gap``). A
+  tracker that reports every 15 minutes has steps of 15 minutes, not gaps.
 - Recent speed: exponentially decayed sums of metres and seconds over moving steps only
   (time constant ``TAU_S`` of moving time), next to the seconds the speed profile would
   have expected for the same metres. Their ratio (``speed_factor``) says how much faster
@@ -32,7 +33,9 @@ from shiptrack.eta.rests import BREAK_S, REST_S
 
 STILL_MS = 1.0  # average speed under which a step is standing still
 TAU_S = 15 * 60.0  # memory of the recent-speed average, in moving seconds
-MAX_STEP_S = 600.0  # a longer step between fixes is a gap (as trips are cut at 10 min)
+MAX_STEP_S = 600.0  # a longer step between fixes may be a gap (trips are cut at 10 min)
+GAP_FACTOR = 5.0  # ... when it is also this many times the device's usual step
+USUAL_ALPHA = 0.1  # weight of a new step in the device's usual step
 MIN_RECENT_S = 120.0  # moving seconds needed before the recent speed counts at all
 TAU_LONG_S = 3 * 3600.0  # memory of the long-run moving pace, in moving seconds
 
@@ -56,6 +59,7 @@ class Motion(msgspec.Struct, kw_only=True):
     # whether the clocks count from a break / rest seen, or only from the first fix seen
     break_seen: bool = False
     rest_seen: bool = False
+    usual_step_s: float = 0.0  # the device's usual seconds between fixes (gaps excluded)
 
     @property
     def speed_factor(self) -> float:
@@ -131,8 +135,10 @@ def observe(motion: Motion, ts: float, lat: float, lon: float, pace_at: PaceAt) 
     mid_ts = motion.ts + dt / 2
     clocks = (motion.since_break_s, motion.since_rest_s, motion.break_seen, motion.rest_seen)
     moving = metres / dt >= STILL_MS
-    if moving and dt > MAX_STEP_S:
+    usual = motion.usual_step_s
+    if moving and usual > 0.0 and dt > max(MAX_STEP_S, GAP_FACTOR * usual):
         return _gap(motion, ts, lat, lon, metres, dt, mid_ts, mid_lat, mid_lon, clocks)
+    motion.usual_step_s = dt if usual <= 0.0 else usual + USUAL_ALPHA * (dt - usual)
     stop = None
     if not moving:
         if motion.still_since is None:
@@ -155,7 +161,7 @@ def observe(motion: Motion, ts: float, lat: float, lon: float, pace_at: PaceAt) 
 def _gap(motion: Motion, ts: float, lat: float, lon: float, metres: float, dt: float,
          mid_ts: float, mid_lat: float, mid_lon: float,
          clocks: tuple[float, float, bool, bool]) -> Step:
-    """A step over a gap in the fixes (``MAX_STEP_S``): how the device got here is not
+    """A step over a gap in the fixes (``observe``): how the device got here is not
     known (a tunnel, a device switched off, a taxi's empty run between two fares), so its
     average speed is not the device's pace: the recent speeds and the speed profile do
     not learn from it (the step is not ``moving``), which they did, making the next ETA

@@ -270,3 +270,15 @@ def test_a_gap_in_the_fixes_is_not_the_device_s_pace() -> None:
     # a gap long enough to hold a break besides the drive resets the clock like one
     estimator.observe(motion, fix(150.0, 90.0))  # 70 minutes for 6 km
     assert motion.since_break_s == pytest.approx(4.5 * 60, abs=1) and motion.break_seen
+
+
+def test_a_tracker_that_reports_every_15_minutes_has_steps_not_gaps() -> None:
+    """Steps of a quarter of an hour are that tracker's usual ones: its pace is learned
+    from them; only a silence five times as long is a gap."""
+    history = History()
+    estimator, motion = EtaEstimator(history), Motion()
+    sparse = [*drive(60.0, 3.0, every_min=15.0), fix(300.0, 150.0)]  # then 2 h for 30 km
+    steps = [s for f in sparse if (s := estimator.observe(motion, f)) is not None]
+    assert [s.moving for s in steps] == [True] * 12 + [False]
+    assert motion.recent_kmh == pytest.approx(60.0, rel=0.01)
+    assert motion.usual_step_s == pytest.approx(15 * 60)
