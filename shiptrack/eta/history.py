@@ -22,6 +22,7 @@ from shiptrack.eta.profile import SpeedProfile, cell_of, hour_of_week
 from shiptrack.eta.rests import BREAK_S, RestModel
 from shiptrack.eta.speed import Step
 from shiptrack.eta.stacking import NO_BAND, Stack
+from shiptrack.eta.trip_speeds import TripSpeeds
 
 DEFAULT_DETOUR = 1.25  # road distance over great-circle distance where nothing is known
 DETOUR_PRIOR = 5  # trips of evidence that outweigh the default detour
@@ -39,6 +40,7 @@ class History:
         self.detours: list[float] = []  # road distance / great-circle distance, per trip
         self.fleet_m = 0.0  # trip distances and durations, for the fleet's mean trip speed
         self.fleet_s = 0.0
+        self.trip_speeds = TripSpeeds()  # ... and by trip length
         self._detour: float | None = None
         self.lanes = Lanes()  # the history of similar trips
         self.fine = FineSpeeds()  # moving speed by small cell
@@ -75,6 +77,7 @@ class History:
         if duration_s > 0.0 and road_m > 0.0:
             self.fleet_m += road_m
             self.fleet_s += duration_s
+            self.trip_speeds.add(road_m, duration_s)
 
     def learn_estimate(self, row: tuple[float, ...], lanes: tuple[str, ...],
                        raw: tuple[float, float, float] | None, share: float,
@@ -123,6 +126,10 @@ class History:
         """Mean trip speed over the trips learned (stops included), or 60 km/h."""
         return 3.6 * self.fleet_m / self.fleet_s if self.fleet_s > 0 else DEFAULT_FLEET_KMH
 
+    def length_kmh(self, length_m: float) -> float:
+        """Mean trip speed of the trips about ``length_m`` long (``trip_speeds``)."""
+        return 3.6 * self.trip_speeds.speed_ms(length_m, self.fleet_kmh / 3.6)
+
     # -- persistence ---------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -130,6 +137,7 @@ class History:
                 "rests": self.rests.to_json(), "calibration": self.calibration.to_json(),
                 "detours": [round(d, 4) for d in self.detours],
                 "fleet": [round(self.fleet_m, 1), round(self.fleet_s, 1)],
+                "trip_speeds": self.trip_speeds.to_json(),
                 "lanes": self.lanes.to_json(), "fine": self.fine.to_json(),
                 "correction": None if self.correction is None else self.correction.to_json(),
                 "stack": self.stack.to_json()}
@@ -142,6 +150,7 @@ class History:
                       Calibration.from_json(obj["calibration"]))
         history.detours = [float(d) for d in obj.get("detours", [])]
         history.fleet_m, history.fleet_s = (float(v) for v in obj.get("fleet", [0.0, 0.0]))
+        history.trip_speeds = TripSpeeds.from_json(obj.get("trip_speeds"))
         if obj.get("lanes"):
             history.lanes = Lanes.from_json(obj["lanes"])
         if obj.get("fine"):

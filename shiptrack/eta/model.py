@@ -207,9 +207,11 @@ class EtaEstimator:
                 if self.config.bias_correction else predicted
             low_s, high_s = outlook.quantile(0.1), outlook.quantile(0.9)
         own_ms = own_speed_ms(elapsed, progress.travelled_m)
+        length_kmh = history.length_kmh(progress.travelled_m + remaining_m)
         cands = candidates(predicted, point if raw is not None else None,
                            remaining_m / max(history.fleet_kmh / 3.6, 0.1),
-                           None if own_ms is None else remaining_m / max(own_ms, 0.1))
+                           None if own_ms is None else remaining_m / max(own_ms, 0.1),
+                           remaining_m / max(length_kmh / 3.6, 0.1))
         stack = history.stack
         blended = stack.blend(cands, elapsed)
         ratio = max(blended, 1.0) / max(point, 1.0)  # the interval moves with the blend

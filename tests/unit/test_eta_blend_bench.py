@@ -25,7 +25,7 @@ def test_the_replay_of_the_blend_gives_the_runs_own_figures(
     replayed = row("x", replay(events), 0.0)
     assert replayed == row("x", report, 0.0)  # every MAE, better-by and coverage
     assert all(replayed[str(k)]["shiptrack"] is not None for k in CHECKPOINTS)
-    monkeypatch.setattr(stacking, "PRIOR", (0.0, 0.0, 0.0, 1.0))  # a change to the stack
+    monkeypatch.setattr(stacking, "PRIOR", (0.0, 0.0, 0.0, 1.0, 0.0))  # a change to the stack
     monkeypatch.setattr(stacking, "MIN_RECORDS", 10**9)
     changed = row("x", replay(events), 0.0)
     assert any(changed[str(k)]["shiptrack"] != replayed[str(k)]["shiptrack"]
