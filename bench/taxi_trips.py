@@ -30,9 +30,10 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
+from shiptrack.eta.convert import dumps
 from shiptrack.eta.geo import haversine_m
+from shiptrack.eta.trips import Trip
 
 Fix = tuple[float, float, float]  # ts, lat, lon
 MAX_KMH = 250.0
@@ -140,15 +141,14 @@ def shenzhen(rows: Iterable[list[str]]) -> Iterator[tuple[str, str, list[Fix]]]:
 
 
 def write(trips: Iterable[tuple[str, str, list[Fix]]], out: Path) -> int:
+    """The trips in departure order, in ``eta-eval``'s form (``convert.dumps``)."""
     ordered = sorted(trips, key=lambda t: (t[2][0][0], t[0]))
     with gzip.open(out, "wt", encoding="utf-8") as f:
         for trip_id, device, fixes in ordered:
-            obj: dict[str, Any] = {"trip_id": trip_id, "points": [
-                {"ts": int(ts), "lat": round(lat, 6), "lon": round(lon, 6)}
-                for ts, lat, lon in fixes]}
-            if device:
-                obj["device_id"] = device
-            f.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            trip = Trip(trip_id, [ts for ts, _, _ in fixes],
+                        [round(lat, 6) for _, lat, _ in fixes],
+                        [round(lon, 6) for _, _, lon in fixes], device_id=device or None)
+            f.write(dumps(trip) + "\n")
     return len(ordered)
 
 
