@@ -253,7 +253,7 @@ class Stack:
     @classmethod
     def from_json(cls, obj: Any) -> Stack:
         stack = cls()
-        n = len(CANDIDATES) + 1  # a record: the candidates, elapsed, then the band
+        n = len(CANDIDATES) + 1  # a record: the candidates, the actual time left, the band
         for records, saved in zip(stack.records, obj or [], strict=False):
             records.extend(tuple(math.nan if v is None else float(v) for v in r)
                            for r in saved if len(r) in (n, n + 3))  # not another layout
