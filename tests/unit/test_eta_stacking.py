@@ -202,3 +202,41 @@ def test_the_interval_learns_from_records_made_with_a_correction_once_it_has_the
     assert narrow is not None
     assert narrow[0] == pytest.approx(H * math.exp(-0.08), rel=0.03)
     assert narrow[1] == pytest.approx(H * math.exp(0.08), rel=0.03)
+
+
+def test_disagreeing_marks_the_candidates_far_from_the_others_median() -> None:
+    assert stacking.disagreeing(candidates(H, None, 1.2 * H, 0.9 * H)) == 0
+    own = stacking.CANDIDATES.index("own")
+    assert stacking.disagreeing(candidates(H, None, 1.2 * H, 40 * H)) == 1 << own
+    assert stacking.disagreeing(candidates(12 * H, 11 * H, H, 1.1 * H, H)) == 0b11
+
+
+def own_usually_right(stack: Stack, far: int) -> None:
+    """Records of one bin: the trip's own speed right when it agrees with the others (the
+    physical model 20 % off), but ``far`` records where it was 5 times too long (after a
+    long wait at the start) and the physical model right."""
+    for i in range(1400):
+        left = H * (1 + 0.1 * (i % 3))
+        stack.add(candidates(1.2 * left, None, 1.5 * left, left, 1.4 * left), H, left)
+    for i in range(far):
+        left = H * (1 + 0.1 * (i % 3))
+        stack.add(candidates(left, None, 1.5 * left, 5 * left, 1.4 * left), H, left)
+
+
+def test_candidates_that_disagree_are_weighed_by_the_records_that_disagreed_alike() -> None:
+    stack = Stack()
+    own_usually_right(stack, far=stacking.MIN_RECORDS)
+    agreeing = candidates(1.2 * H, None, 1.5 * H, H, 1.4 * H)
+    assert stack.blend(agreeing, H) == pytest.approx(H, rel=0.02)  # own: best on the whole
+    apart = candidates(H, None, 1.5 * H, 5 * H, 1.4 * H)
+    assert stack.blend(apart, H) == pytest.approx(H, rel=0.05)  # not 5 h: physical is
+    saved = Stack.from_json(stack.to_json())  # the disagreements are recomputed on load
+    assert saved.blend(apart, H) == pytest.approx(stack.blend(apart, H))
+
+
+def test_without_enough_records_alike_the_bins_weights_hold() -> None:
+    stack = Stack()
+    own_usually_right(stack, far=stacking.MIN_RECORDS - 1)
+    apart = candidates(H, None, 1.5 * H, 5 * H, 1.4 * H)
+    b = share_bin(H, apart)
+    assert np.allclose(stack.weights(b, stacking.disagreeing(apart)), stack.weights(b))
