@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import statistics
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -124,22 +125,19 @@ def _weights(x: NDArray[np.float64], y: NDArray[np.float64], cols: Sequence[int]
     return w
 
 
-def _fit_records(pool: Sequence[tuple[float, ...]], cols: Sequence[int], enough: int
-                 ) -> NDArray[np.float64]:
-    """Weights of the candidates ``cols`` from ``pool``'s records (zero for the rest):
-    with the learned candidate among them, judged only on the records where it existed,
-    once there are ``enough`` of those; else without it."""
+def _fit_records(pool: Sequence[tuple[float, ...]]) -> NDArray[np.float64]:
+    """The candidates' weights from ``pool``'s records: the learned candidate judged only
+    on the records where it existed, once there are ``MIN_RECORDS`` of those; before
+    that, without it (zero weight)."""
     n = len(CANDIDATES)
     a = np.asarray([r[:n + 1] for r in pool], dtype=np.float64)
     x, y = a[:, :-1], a[:, -1]
     learned = ~np.isnan(x[:, LEARNED])
-    cols = list(cols)
-    if LEARNED in cols and learned.sum() >= enough:
-        x, y = x[learned], y[learned]
-    else:
-        cols = [i for i in cols if i != LEARNED]
+    if learned.sum() >= MIN_RECORDS:
+        return _weights(x[learned], y[learned], range(n))
+    others = [i for i in range(n) if i != LEARNED]
     w = np.zeros(n)
-    w[cols] = _weights(x[:, cols], y, cols)
+    w[others] = _weights(x[:, others], y, others)
     return w
 
 
@@ -157,9 +155,7 @@ def disagreeing(cands: Sequence[float]) -> int:
     A trip's own speed after a long wait at its start, or a rest only the physical model
     expects, is such a story apart."""
     known = [(i, math.log(max(c, FLOOR_S))) for i, c in enumerate(cands) if not math.isnan(c)]
-    logs = sorted(v for _, v in known)
-    n = len(logs)
-    mid = (logs[(n - 1) // 2] + logs[n // 2]) / 2.0
+    mid = statistics.median(v for _, v in known)
     return sum(1 << i for i, v in known if abs(v - mid) > SPREAD)
 
 
@@ -168,9 +164,7 @@ def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
     (no single candidate's view of how far along the trip is), the length's apart: it
     says the same for every trip of a length, wherever along it (in the median it moved
     the records between bins and cost the ships 0.15 min at 75 %, docs/ETA.md)."""
-    known = sorted(c for c in cands[:LENGTH] if not math.isnan(c))
-    n = len(known)
-    left = (known[(n - 1) // 2] + known[n // 2]) / 2.0
+    left = statistics.median(c for c in cands[:LENGTH] if not math.isnan(c))
     total = elapsed_s + max(left, 0.0)
     return bisect.bisect_left(EDGES, elapsed_s / total if total > 0 else 0.0)
 
@@ -184,7 +178,7 @@ class Stack:
         bins = len(EDGES) + 1
         self.records: list[deque[tuple[float, ...]]] = [
             deque(maxlen=MAX_RECORDS) for _ in range(bins)]
-        self.masks: list[deque[int]] = [deque(maxlen=MAX_RECORDS) for _ in range(bins)]
+        self._masks: list[deque[int]] = [deque(maxlen=MAX_RECORDS) for _ in range(bins)]
         self._weights: list[dict[int, NDArray[np.float64]]] = [{} for _ in range(bins)]
         self._offsets: list[tuple[float, float] | None] = [None] * bins
 
@@ -196,7 +190,7 @@ class Stack:
 
     def _append(self, b: int, record: tuple[float, ...]) -> None:
         self.records[b].append(record)
-        self.masks[b].append(disagreeing(record[:len(CANDIDATES)]))
+        self._masks[b].append(disagreeing(record[:len(CANDIDATES)]))
         for near in range(max(b - 1, 0), min(b + 2, len(self.records))):
             self._weights[near] = {}
             self._offsets[near] = None
@@ -263,7 +257,7 @@ class Stack:
         pool = self._pool(b)
         if len(pool) < MIN_RECORDS:
             return np.asarray(PRIOR_START if b == 0 else PRIOR, dtype=np.float64)
-        return _fit_records(pool, range(len(CANDIDATES)), MIN_RECORDS)
+        return _fit_records(pool)
 
     def _fit_apart(self, b: int, mask: int) -> NDArray[np.float64]:
         """Weights for candidates that disagree as ``mask`` says: from the records that
@@ -273,9 +267,9 @@ class Stack:
         right, the ships' mostly wrong; only the record tells, docs/ETA.md.)"""
         for bins in (self._near_bins(b), range(len(self.records))):
             alike = [r for i in bins
-                     for r, m in zip(self.records[i], self.masks[i], strict=True) if m == mask]
+                     for r, m in zip(self.records[i], self._masks[i], strict=True) if m == mask]
             if len(alike) >= MIN_RECORDS:
-                return _fit_records(alike, range(len(CANDIDATES)), MIN_RECORDS)
+                return _fit_records(alike)
         return self._fit(b)
 
     def _near(self, b: int) -> list[tuple[float, ...]]:
