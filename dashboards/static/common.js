@@ -2,8 +2,6 @@
 // Plain ES module, no build step. Text from the server is only ever inserted with
 // textContent / createTextNode (see el()), never as HTML.
 
-import { humanize } from './js/events.js';
-
 /** Create an element: el('div', {class: 'x', text: 'hi', onclick: fn}, child, ...). */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -216,19 +214,3 @@ export function fmtCoord(lat, lon) {
   return isNum(lat) && isNum(lon) ? `${lat.toFixed(5)}, ${lon.toFixed(5)}` : '–';
 }
 
-const SENSOR_UNITS = [
-  [/_c$/, '°C'], [/_f$/, '°F'], [/_pct$/, '%'], [/_g$/, 'g'], [/_lux$/, 'lx'], [/_hpa$/, 'hPa'],
-  [/_v$/, 'V'], [/_m$/, 'm'], [/_s$/, 's'], [/_ppm$/, 'ppm'],
-];
-
-/** A sensor reading as [label, text]: temperature_c 4.2 -> ['Temperature', '4.2 °C']. */
-export function sensorReading(key, value) {
-  let label = String(key);
-  let unit = '';
-  for (const [re, u] of SENSOR_UNITS) {
-    if (re.test(label)) { label = label.replace(re, ''); unit = u; break; }
-  }
-  const shown = typeof value === 'number' ? String(Math.round(value * 100) / 100)
-    : typeof value === 'object' ? JSON.stringify(value) : String(value);
-  return [humanize(label), unit && typeof value === 'number' ? `${shown} ${unit}` : shown];
-}

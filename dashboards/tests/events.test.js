@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { eventDetail, eventTitle, normalizeEvent, touchesQueue } from '../static/js/events.js';
+import { eventDetail, eventTitle, normalizeEvent, sensorReading, touchesQueue } from '../static/js/events.js';
 
 const TYPES = [
   'geofence.enter', 'geofence.exit', 'geofence.dwell', 'shipment.milestone',
@@ -53,4 +53,13 @@ test('a shipment exception reads by its code; a detector reason is not shown raw
   assert.equal(eventTitle({ type: 'shipment.exception', data: { code: 'customs_hold' } }), 'Held at customs');
   assert.equal(eventDetail({ type: 'shipment.exception', data: { code: 'sensor_excursion', source: 'device', reason: 'temperature_c 9.18 outside 2..8' } }), '');
   assert.equal(eventDetail({ type: 'shipment.exception', data: { code: 'damaged', source: 'api', reason: 'pallet crushed' } }), 'pallet crushed');
+});
+
+test('a device\'s sensor readings use the event texts\' one table of names and units', () => {
+  assert.deepEqual(sensorReading('temperature_c', 4.236), ['Temperature', '4.24 °C']);
+  assert.deepEqual(sensorReading('battery_v', 3.7), ['Battery', '3.7 V']);
+  assert.deepEqual(sensorReading('cargo_f', 40), ['Cargo', '40 °F']);
+  assert.deepEqual(sensorReading('pressure_hpa', 1013.25), ['Pressure', '1013.25 hPa']);
+  assert.deepEqual(sensorReading('door_open', true), ['Door open', 'true']);
+  assert.deepEqual(sensorReading('tilt', { x: 1, y: 2 }), ['Tilt', '{"x":1,"y":2}']);
 });

@@ -1,8 +1,9 @@
 // The device list, the selected device's card (with its recent track and follow mode)
 // and "connect a device" (broker credentials, OwnTracks app settings).
 
-import { el, fmtCoord, fmtDistance, fmtKmh, isNum, listItems, sensorReading, setChildren } from '../common.js';
+import { el, fmtCoord, fmtDistance, fmtKmh, isNum, listItems, setChildren } from '../common.js';
 import { HttpError, fetchJson, sendJson } from './api.js';
+import { sensorReading } from './events.js';
 import { deviceState, listDevices } from './state.js';
 import { fmtAgo, fmtDateTimeZ, fmtFullZ } from './time.js';
 

@@ -24,11 +24,14 @@ export function humanize(value) {
   return capitalize(String(value ?? '').replace(/[._]+/g, ' '));
 }
 
+// One table of sensor keys (the SPEC's `sensors` names end in their unit): the event
+// texts and the device panel's readings both read it.
 const SENSORS = [
   [/^temperature_c$/, 'Temperature', '°C'], [/^humidity_pct$/, 'Humidity', '%'],
   [/^shock_g$/, 'Shock', 'g'], [/^light_lux$/, 'Light', 'lx'], [/^pressure_hpa$/, 'Pressure', 'hPa'],
-  [/_c$/, null, '°C'], [/_pct$/, null, '%'], [/_g$/, null, 'g'], [/_lux$/, null, 'lx'],
-  [/_v$/, null, 'V'], [/_ppm$/, null, 'ppm'],
+  [/_c$/, null, '°C'], [/_f$/, null, '°F'], [/_pct$/, null, '%'], [/_g$/, null, 'g'],
+  [/_lux$/, null, 'lx'], [/_hpa$/, null, 'hPa'], [/_v$/, null, 'V'], [/_m$/, null, 'm'],
+  [/_s$/, null, 's'], [/_ppm$/, null, 'ppm'],
 ];
 
 /** A sensor key as a label and its unit: temperature_c -> ['Temperature', '°C']. */
@@ -40,9 +43,16 @@ export function sensorName(key) {
   return [humanize(k), ''];
 }
 
-export function sensorValue(key, value) {
+/** A reading with its unit, numbers to two decimals at most; other values as JSON. */
+export function sensorValue(key, value, digits = 1) {
   const [, unit] = sensorName(key);
-  return num(value) ? `${round(value)}${unit ? ` ${unit}` : ''}` : String(value ?? '?');
+  if (num(value)) return `${round(value, digits)}${unit ? ` ${unit}` : ''}`;
+  return value !== null && typeof value === 'object' ? JSON.stringify(value) : String(value ?? '?');
+}
+
+/** A sensor reading as [label, text]: temperature_c 4.2 -> ['Temperature', '4.2 °C']. */
+export function sensorReading(key, value) {
+  return [sensorName(key)[0], sensorValue(key, value, 2)];
 }
 
 function range(key, min, max) {
