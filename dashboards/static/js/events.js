@@ -43,7 +43,7 @@ export function sensorName(key) {
   return [humanize(k), ''];
 }
 
-/** A reading with its unit, numbers to two decimals at most; other values as JSON. */
+/** A reading with its unit, numbers to `digits` decimals at most; objects as JSON. */
 export function sensorValue(key, value, digits = 1) {
   const [, unit] = sensorName(key);
   if (num(value)) return `${round(value, digits)}${unit ? ` ${unit}` : ''}`;
