@@ -54,8 +54,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +62,11 @@ from numpy.typing import NDArray
 
 CANDIDATES = ("physical", "learned", "fleet", "own", "length")
 LEARNED = CANDIDATES.index("learned")
+# a record's columns: the candidates, then the actual time left, then the band it output
+# before the conformal step (blend, low, high; NaN when it had none)
+ACTUAL = len(CANDIDATES)
+LOW = ACTUAL + 2
+WIDTH = ACTUAL + 4
 LENGTH = CANDIDATES.index("length")
 PRIOR = (0.5, 0.0, 0.0, 0.5, 0.0)  # before enough records: half physical, half the trip's own
 PRIOR_START = (1.0, 0.0, 0.0, 0.0, 0.0)  # ... and at the start, where it has none: physical
@@ -125,13 +129,12 @@ def _weights(x: NDArray[np.float64], y: NDArray[np.float64], cols: Sequence[int]
     return w
 
 
-def _fit_records(pool: Sequence[tuple[float, ...]]) -> NDArray[np.float64]:
-    """The candidates' weights from ``pool``'s records: the learned candidate judged only
-    on the records where it existed, once there are ``MIN_RECORDS`` of those; before
-    that, without it (zero weight)."""
+def _fit_records(pool: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The candidates' weights from ``pool``'s records (rows, ``WIDTH`` columns): the
+    learned candidate judged only on the records where it existed, once there are
+    ``MIN_RECORDS`` of those; before that, without it (zero weight)."""
     n = len(CANDIDATES)
-    a = np.asarray([r[:n + 1] for r in pool], dtype=np.float64)
-    x, y = a[:, :-1], a[:, -1]
+    x, y = pool[:, :n], pool[:, ACTUAL]
     learned = ~np.isnan(x[:, LEARNED])
     if learned.sum() >= MIN_RECORDS:
         return _weights(x[learned], y[learned], range(n))
@@ -169,6 +172,38 @@ def share_bin(elapsed_s: float, cands: Sequence[float]) -> int:
     return bisect.bisect_left(EDGES, elapsed_s / total if total > 0 else 0.0)
 
 
+class _Records:
+    """One share bin's last ``MAX_RECORDS`` records, oldest first, as the rows of an
+    array (``WIDTH`` columns; NaN where a record has no band), with each record's
+    ``disagreeing`` mask: the weights and offsets read them as arrays, with no copy of a
+    Python list per refit (which had made a replay of 9,544 bus trips five times slower
+    than its estimates alone, docs/ETA.md "Eleventh pass")."""
+
+    __slots__ = ("_masks", "_rows", "n")
+
+    def __init__(self) -> None:
+        self._rows = np.empty((MAX_RECORDS, WIDTH), dtype=np.float64)
+        self._masks = np.empty(MAX_RECORDS, dtype=np.int64)
+        self.n = 0
+
+    def append(self, record: Sequence[float], mask: int) -> None:
+        if self.n == MAX_RECORDS:  # the oldest goes
+            self._rows[:-1] = self._rows[1:]
+            self._masks[:-1] = self._masks[1:]
+        else:
+            self.n += 1
+        self._rows[self.n - 1] = record
+        self._masks[self.n - 1] = mask
+
+    @property
+    def rows(self) -> NDArray[np.float64]:
+        return self._rows[:self.n]
+
+    @property
+    def masks(self) -> NDArray[np.int64]:
+        return self._masks[:self.n]
+
+
 class Stack:
     """The records per share bin and the weights and offsets they give (cached until a
     new record in the bin or its neighbours: stale weights cost much where the
@@ -176,11 +211,15 @@ class Stack:
 
     def __init__(self) -> None:
         bins = len(EDGES) + 1
-        self.records: list[deque[tuple[float, ...]]] = [
-            deque(maxlen=MAX_RECORDS) for _ in range(bins)]
-        self._masks: list[deque[int]] = [deque(maxlen=MAX_RECORDS) for _ in range(bins)]
+        self._bins = [_Records() for _ in range(bins)]
         self._weights: list[dict[int, NDArray[np.float64]]] = [{} for _ in range(bins)]
         self._offsets: list[tuple[float, float] | None] = [None] * bins
+
+    @property
+    def records(self) -> list[NDArray[np.float64]]:
+        """Each share bin's records, oldest first: one row each, ``WIDTH`` columns (the
+        candidates, the actual time left, the band: NaN where there was none)."""
+        return [b.rows for b in self._bins]
 
     def add(self, cands: Sequence[float], elapsed_s: float, actual_s: float,
             band: Sequence[float] = NO_BAND) -> None:
@@ -188,10 +227,9 @@ class Stack:
         the (blend, low, high) seconds it output before the conformal step."""
         self._append(share_bin(elapsed_s, cands), (*cands, actual_s, *band))
 
-    def _append(self, b: int, record: tuple[float, ...]) -> None:
-        self.records[b].append(record)
-        self._masks[b].append(disagreeing(record[:len(CANDIDATES)]))
-        for near in range(max(b - 1, 0), min(b + 2, len(self.records))):
+    def _append(self, b: int, record: Sequence[float]) -> None:
+        self._bins[b].append(record, disagreeing(record[:len(CANDIDATES)]))
+        for near in range(max(b - 1, 0), min(b + 2, len(self._bins))):
             self._weights[near] = {}
             self._offsets[near] = None
 
@@ -238,15 +276,14 @@ class Stack:
         return None if math.isnan(found[0]) else found
 
     def _conformal(self, b: int) -> tuple[float, float] | None:
-        n = len(CANDIDATES) + 1
         for pool in self._pools(b):
-            rows = [r for r in pool if len(r) > n + 2 and not math.isnan(r[n + 1])]
-            learned = [r for r in rows if not math.isnan(r[LEARNED])]
+            rows = pool[~np.isnan(pool[:, LOW])]
+            learned = rows[~np.isnan(rows[:, LEARNED])]
             if len(learned) >= MIN_SCORES:
                 rows = learned
             if len(rows) < MIN_SCORES:
                 continue
-            a = np.log(np.maximum(np.asarray([r[n - 1:n + 3] for r in rows]), FLOOR_S))
+            a = np.log(np.maximum(rows[:, ACTUAL:], FLOOR_S))
             y = a[:, 0] - a[:, 1]  # actual and the ends, relative to the blend
             lo, hi = a[:, 2] - a[:, 1], a[:, 3] - a[:, 1]
             q = conformal_level(len(rows))
@@ -265,44 +302,52 @@ class Stack:
         ``MIN_RECORDS``; before that, the bin's weights. (Dropping the odd one out instead
         cost the simulator 7 min at the start: its physical model's lone rest is mostly
         right, the ships' mostly wrong; only the record tells, docs/ETA.md.)"""
-        for bins in (self._near_bins(b), range(len(self.records))):
-            alike = [r for i in bins
-                     for r, m in zip(self.records[i], self._masks[i], strict=True) if m == mask]
+        for bins in (self._near_bins(b), range(len(self._bins))):
+            alike = self._rows(bins, mask)
             if len(alike) >= MIN_RECORDS:
                 return _fit_records(alike)
         return self._fit(b)
 
-    def _near(self, b: int) -> list[tuple[float, ...]]:
+    def _rows(self, bins: Iterable[int], mask: int | None = None) -> NDArray[np.float64]:
+        """The records of ``bins``, in bin order, oldest first in each; only those whose
+        candidates disagreed as ``mask`` says, when given."""
+        if mask is None:
+            parts = [self._bins[i].rows for i in bins]
+        else:
+            parts = [self._bins[i].rows[self._bins[i].masks == mask] for i in bins]
+        return np.concatenate(parts) if parts else np.empty((0, WIDTH))
+
+    def _near(self, b: int) -> NDArray[np.float64]:
         """The records of bin ``b`` and its neighbours after the start (the start, where the
         trip has no speed of its own yet: its own only)."""
-        return [r for i in self._near_bins(b) for r in self.records[i]]
+        return self._rows(self._near_bins(b))
 
     def _near_bins(self, b: int) -> range:
-        return range(0, 1) if b == 0 else range(max(b - 1, 1), min(b + 2, len(self.records)))
+        return range(0, 1) if b == 0 else range(max(b - 1, 1), min(b + 2, len(self._bins)))
 
-    def _pool(self, b: int) -> list[tuple[float, ...]]:
+    def _pool(self, b: int) -> NDArray[np.float64]:
         """The records that weigh for bin ``b``: ``_near``, else (after the start) those of
         every bin after the start."""
         pool = self._near(b)
         if b != 0 and len(pool) < MIN_RECORDS:
-            pool = [r for records in self.records[1:] for r in records]
+            pool = self._rows(range(1, len(self._bins)))
         return pool
 
-    def _pools(self, b: int) -> list[list[tuple[float, ...]]]:
+    def _pools(self, b: int) -> list[NDArray[np.float64]]:
         """The records for bin ``b``'s conformal offsets, nearest first: ``_near``, then
         every bin's."""
-        return [self._near(b), [r for records in self.records for r in records]]
+        return [self._near(b), self._rows(range(len(self._bins)))]
 
     def to_json(self) -> list[list[list[float | None]]]:
-        return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records]
+        return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records.tolist()]
                 for records in self.records]
 
     @classmethod
     def from_json(cls, obj: Any) -> Stack:
         stack = cls()
-        n = len(CANDIDATES) + 1  # a record: the candidates, the actual time left, the band
-        for b, saved in enumerate((obj or [])[:len(stack.records)]):
+        for b, saved in enumerate((obj or [])[:len(stack._bins)]):
             for r in saved:
-                if len(r) in (n, n + 3):  # not another layout
-                    stack._append(b, tuple(math.nan if v is None else float(v) for v in r))
+                if len(r) in (ACTUAL + 1, WIDTH):  # not another layout (without a band: older)
+                    values = [math.nan if v is None else float(v) for v in r]
+                    stack._append(b, values + [math.nan] * (WIDTH - len(values)))
         return stack
