@@ -240,3 +240,23 @@ def test_without_enough_records_alike_the_bins_weights_hold() -> None:
     apart = candidates(H, None, 1.5 * H, 5 * H, 1.4 * H)
     b = share_bin(H, apart)
     assert np.allclose(stack.weights(b, stacking.disagreeing(apart)), stack.weights(b))
+
+
+def test_a_bin_keeps_its_last_records_oldest_first_and_round_trips() -> None:
+    stack = Stack()
+    extra = 5
+    for i in range(stacking.MAX_RECORDS + extra):  # all in one bin: the same share done
+        stack.add(candidates(2 * H, None, 3 * H, 1 * H), H, float(i), (H, 0.5 * H, 2 * H))
+    b = share_bin(H, candidates(2 * H, None, 3 * H, 1 * H))
+    kept = stack.records[b]
+    assert len(kept) == stacking.MAX_RECORDS
+    assert kept[0][stacking.ACTUAL] == float(extra)  # the oldest went first
+    assert kept[-1][stacking.ACTUAL] == float(stacking.MAX_RECORDS + extra - 1)
+    saved = stack.to_json()
+    assert Stack.from_json(saved).to_json() == saved
+    # a record saved before bands were kept (no band) is read with none
+    older = Stack.from_json([[[2 * H, None, 3 * H, 1 * H, 3 * H, 60.0]]])
+    assert older.records[0].shape == (1, stacking.WIDTH)
+    assert older.records[0][0][stacking.ACTUAL] == 60.0
+    assert all(math.isnan(v) for v in older.records[0][0][stacking.ACTUAL + 1:])
+    assert older.offsets(0) is None  # a record without a band scores no interval
