@@ -54,7 +54,7 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -333,10 +333,11 @@ class Stack:
             pool = self._rows(range(1, len(self._bins)))
         return pool
 
-    def _pools(self, b: int) -> list[NDArray[np.float64]]:
+    def _pools(self, b: int) -> Iterator[NDArray[np.float64]]:
         """The records for bin ``b``'s conformal offsets, nearest first: ``_near``, then
-        every bin's."""
-        return [self._near(b), self._rows(range(len(self._bins)))]
+        every bin's (gathered only when the nearest are too few)."""
+        yield self._near(b)
+        yield self._rows(range(len(self._bins)))
 
     def to_json(self) -> list[list[list[float | None]]]:
         return [[[None if math.isnan(v) else round(v, 1) for v in r] for r in records.tolist()]
