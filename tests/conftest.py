@@ -3,7 +3,8 @@
 ``SHIPTRACK_DATABASE_URL`` / ``SHIPTRACK_MQTT_URL`` name the servers (CI: the machine's
 services); where unset, the same embedded servers as ``shiptrack up`` are started for the
 session. Every test gets its own database, cloned from a migrated template, and its own
-topic prefix, so tests never see each other's rows or messages.
+topic prefix, so tests never see each other's rows or messages, and the tests run in
+parallel (pytest-xdist: ``scripts/test`` passes ``-n auto``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def pytest_configure(config: pytest.Config) -> None:
         if key.startswith("SHIPTRACK_") and key not in (
             "SHIPTRACK_DATABASE_URL", "SHIPTRACK_MQTT_URL"):
             del os.environ[key]
+
+
+MAX_WORKERS = 4  # each worker clones its own template database (and, without the two
+# URLs, starts its own embedded servers): more than a few buys little but load
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (scripts/test): one worker a core, at most ``MAX_WORKERS``."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
 @pytest.fixture(scope="session")
