@@ -39,8 +39,10 @@ MAX_WORKERS = 4  # each worker clones its own template database (and, without th
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto`` (scripts/test): one worker a core, at most ``MAX_WORKERS``."""
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+    """``-n auto`` (scripts/test): one worker a core this process may use (all of them
+    where the OS does not say: macOS has no ``sched_getaffinity``), at most ``MAX_WORKERS``."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_WORKERS, cores or 1))
 
 
 @pytest.fixture(scope="session")
