@@ -35,7 +35,12 @@ past arrivals there whatever the blend did to it. Like the weights, the offsets 
 from records made with a correction once there are ``MIN_SCORES`` of those: the errors
 of the first trips, before any correction, are wider than today's and made later
 intervals too wide (820 taxi trips in Porto: 0.86-0.87 at three checkpoints with them,
-0.80-0.84 without).
+0.80-0.84 without). After the start the offsets are also split by the trip's pace
+(``pace_group``): whether the trip's own speed so far says it will take longer than the
+blend, shorter, or about as long. A trip that says longer is more often late than the
+blend expects, and those were the arrivals a share bin's offsets missed at a checkpoint
+(the bin is the *estimated* share, a checkpoint the *actual* one); a group with fewer
+than ``MIN_GROUP`` scores uses the whole pool (docs/ETA.md "Thirteenth pass").
 Candidates that disagree (one more than a factor of ``SPREAD`` from the candidates'
 median: the trip's own speed after a long wait at its start, a rest that only the
 physical model expects) are a story apart, where the bin's weights, earned mostly where
@@ -83,6 +88,10 @@ FLOOR_S = 30.0  # times left are floored here before taking logs
 NO_BAND = (math.nan, math.nan, math.nan)
 EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share done
 BETA = 30.0  # how sharply a candidate's weight falls with its error relative to the best
+PACE = math.log(1.05)  # the trip's own speed this far (in log) from the blend splits the
+# conformal offsets (sooner, about the same, later: ``pace_group``)
+MIN_GROUP = 40  # scores a pace group needs for its own offsets, else the whole pool's
+OWN = CANDIDATES.index("own")
 SPREAD = math.log(3.0)  # a candidate this far (a factor of 3) from the candidates' median
 # disagrees with them (a rest that one expects and the others do not)
 
@@ -152,6 +161,21 @@ def conformal_level(n: int) -> float:
     return min(1.0, math.ceil((n + 1) * (1.0 - TAIL)) / n)
 
 
+def pace_group(cands: Sequence[float], blended_s: float) -> int:
+    """Which way the trip's own speed so far points against the blend: 0 sooner, 1 about
+    the same (within ``PACE``), 2 later. The trip that says later is the one the blend
+    most often takes for further along than it is."""
+    d = math.log(max(cands[OWN], FLOOR_S)) - math.log(max(blended_s, FLOOR_S))
+    return 0 if d < -PACE else 2 if d > PACE else 1
+
+
+def _pace_groups(rows: NDArray[np.float64]) -> NDArray[np.int64]:
+    """``pace_group`` of each record (its own candidate against the blend it gave)."""
+    d = (np.log(np.maximum(rows[:, OWN], FLOOR_S))
+         - np.log(np.maximum(rows[:, ACTUAL + 1], FLOOR_S)))
+    return np.where(d < -PACE, 0, np.where(d > PACE, 2, 1))
+
+
 def disagreeing(cands: Sequence[float]) -> int:
     """Which candidates disagree with the rest, as bits (``1 << index``): those more than
     ``SPREAD`` (in log) from the median of the known candidates' logs; 0 when they agree.
@@ -213,7 +237,8 @@ class Stack:
         bins = len(EDGES) + 1
         self._bins = [_Records() for _ in range(bins)]
         self._weights: list[dict[int, NDArray[np.float64]]] = [{} for _ in range(bins)]
-        self._offsets: list[tuple[float, float] | None] = [None] * bins
+        # per share bin, per pace group (None at the start, where the trip has no pace)
+        self._offsets: list[dict[int | None, tuple[float, float]]] = [{} for _ in range(bins)]
 
     @property
     def records(self) -> list[NDArray[np.float64]]:
@@ -231,7 +256,7 @@ class Stack:
         self._bins[b].append(record, disagreeing(record[:len(CANDIDATES)]))
         for near in range(max(b - 1, 0), min(b + 2, len(self._bins))):
             self._weights[near] = {}
-            self._offsets[near] = None
+            self._offsets[near] = {}
 
     def weights(self, b: int, mask: int = 0) -> NDArray[np.float64]:
         """The candidates' weights in share bin ``b`` for an estimate whose candidates
@@ -257,7 +282,8 @@ class Stack:
                  low_s: float, high_s: float) -> tuple[float, float] | None:
         """The interval conformalised around ``blended_s`` (``low_s``/``high_s``: before this
         step), or None while the bin's record is too thin."""
-        found = self.offsets(share_bin(elapsed_s, cands))
+        b = share_bin(elapsed_s, cands)
+        found = self.offsets(b, pace_group(cands, blended_s) if b else None)
         if found is None:
             return None
         d_lo, d_hi = found
@@ -267,17 +293,22 @@ class Stack:
         return min(blended_s * math.exp(lo), blended_s), max(blended_s * math.exp(hi),
                                                              blended_s)
 
-    def offsets(self, b: int) -> tuple[float, float] | None:
-        """How far to move the low and the high end (log), for share bin ``b``."""
-        found = self._offsets[b]
+    def offsets(self, b: int, group: int | None = None) -> tuple[float, float] | None:
+        """How far to move the low and the high end (log), for share bin ``b`` and pace
+        group ``group`` (``pace_group``; None: the bin's whole pool)."""
+        found = self._offsets[b].get(group)
         if found is None:
-            found = self._conformal(b) or (math.nan, math.nan)
-            self._offsets[b] = found
+            found = self._conformal(b, group) or (math.nan, math.nan)
+            self._offsets[b][group] = found
         return None if math.isnan(found[0]) else found
 
-    def _conformal(self, b: int) -> tuple[float, float] | None:
+    def _conformal(self, b: int, group: int | None) -> tuple[float, float] | None:
         for pool in self._pools(b):
             rows = pool[~np.isnan(pool[:, LOW])]
+            if group is not None:
+                alike = rows[_pace_groups(rows) == group]
+                if len(alike) >= MIN_GROUP:
+                    rows = alike
             learned = rows[~np.isnan(rows[:, LEARNED])]
             if len(learned) >= MIN_SCORES:
                 rows = learned

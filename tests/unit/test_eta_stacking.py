@@ -16,7 +16,15 @@ from shiptrack.eta import stacking
 from shiptrack.eta.evaluate import Replay
 from shiptrack.eta.model import Progress
 from shiptrack.eta.speed import Motion
-from shiptrack.eta.stacking import LEARNED, PRIOR, Stack, candidates, conformal_level, share_bin
+from shiptrack.eta.stacking import (
+    LEARNED,
+    PRIOR,
+    Stack,
+    candidates,
+    conformal_level,
+    pace_group,
+    share_bin,
+)
 from shiptrack.eta.trips import parse_trip
 
 from .test_eta_eval import KM_LON, T0
@@ -202,6 +210,37 @@ def test_the_interval_learns_from_records_made_with_a_correction_once_it_has_the
     assert narrow is not None
     assert narrow[0] == pytest.approx(H * math.exp(-0.08), rel=0.03)
     assert narrow[1] == pytest.approx(H * math.exp(0.08), rel=0.03)
+
+
+def test_the_interval_is_split_by_the_trips_pace_against_the_blend() -> None:
+    """Trips whose own speed so far says later than the blend arrived 20-40 % after it,
+    the others within +-10 %: the first get an interval shifted late, the others a narrow
+    one, each holding about 80 % of its own kind; a group with too few scores, and the
+    start (the trip has no pace of its own yet), take the whole pool's offsets."""
+    rng = random.Random(7)
+    stack = Stack()
+    late = candidates(H, None, H, 1.5 * H)  # the trip's own speed: 50 % more time left
+    even = candidates(H, None, H, H)
+    assert (pace_group(late, H), pace_group(even, H), pace_group(candidates(
+        H, None, H, 0.5 * H), H)) == (2, 1, 0)
+    for _ in range(300):
+        stack.add(late, H, H * math.exp(rng.uniform(0.2, 0.4)), (H, H, H))
+        stack.add(even, H, H * math.exp(rng.uniform(-0.1, 0.1)), (H, H, H))
+    found_late, found_even = stack.interval(late, H, H, H, H), stack.interval(even, H, H, H, H)
+    assert found_late is not None and found_even is not None
+    assert found_late[1] == pytest.approx(H * math.exp(0.38), rel=0.02)  # its 90th percentile
+    assert found_late[0] == H  # the ends contain the blend: all of them came later
+    assert found_even == pytest.approx((H * math.exp(-0.08), H * math.exp(0.08)), rel=0.02)
+    # no record of a trip that says sooner: the pool of both kinds, wider than either
+    whole = stack.interval(candidates(H, None, H, 0.5 * H), H, H, H, H)
+    assert whole is not None and whole[1] == pytest.approx(H * math.exp(0.36), rel=0.03)
+    assert whole[0] == pytest.approx(H * math.exp(-0.06), rel=0.03)
+    # the start is one pool whatever the pace
+    start = Stack()
+    for _ in range(300):
+        start.add(late, 0.0, H * math.exp(rng.uniform(0.2, 0.4)), (H, H, H))
+        start.add(even, 0.0, H * math.exp(rng.uniform(-0.1, 0.1)), (H, H, H))
+    assert start.interval(late, 0.0, H, H, H) == start.interval(even, 0.0, H, H, H)
 
 
 def test_disagreeing_marks_the_candidates_far_from_the_others_median() -> None:
