@@ -90,6 +90,7 @@ EDGES = (1e-9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # bins of the share
 BETA = 30.0  # how sharply a candidate's weight falls with its error relative to the best
 PACE = math.log(1.05)  # the trip's own speed this far (in log) from the blend splits the
 # conformal offsets (sooner, about the same, later: ``pace_group``)
+PACE_EDGES = (-PACE, PACE)
 MIN_GROUP = 40  # scores a pace group needs for its own offsets, else the whole pool's
 OWN = CANDIDATES.index("own")
 SPREAD = math.log(3.0)  # a candidate this far (a factor of 3) from the candidates' median
@@ -165,15 +166,16 @@ def pace_group(cands: Sequence[float], blended_s: float) -> int:
     """Which way the trip's own speed so far points against the blend: 0 sooner, 1 about
     the same (within ``PACE``), 2 later. The trip that says later is the one the blend
     most often takes for further along than it is."""
-    d = math.log(max(cands[OWN], FLOOR_S)) - math.log(max(blended_s, FLOOR_S))
-    return 0 if d < -PACE else 2 if d > PACE else 1
+    d = math.log(max(cands[OWN], FLOOR_S) / max(blended_s, FLOOR_S))
+    return bisect.bisect_right(PACE_EDGES, d)
 
 
 def _pace_groups(rows: NDArray[np.float64]) -> NDArray[np.int64]:
-    """``pace_group`` of each record (its own candidate against the blend it gave)."""
-    d = (np.log(np.maximum(rows[:, OWN], FLOOR_S))
-         - np.log(np.maximum(rows[:, ACTUAL + 1], FLOOR_S)))
-    return np.where(d < -PACE, 0, np.where(d > PACE, 2, 1))
+    """``pace_group`` of each record (its own candidate against the blend it gave): the
+    same edges, ``np.digitize`` being ``bisect_right`` over an array."""
+    d = np.log(np.maximum(rows[:, OWN], FLOOR_S) / np.maximum(rows[:, ACTUAL + 1], FLOOR_S))
+    groups: NDArray[np.int64] = np.digitize(d, PACE_EDGES)
+    return groups
 
 
 def disagreeing(cands: Sequence[float]) -> int:
