@@ -130,7 +130,11 @@ class _Server:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # a start that failed, or a signal, part-way: nothing left
+            self.stop()
+            raise
         return self
 
     def __exit__(
@@ -196,8 +200,10 @@ class EmbeddedPostgres(_Server):
         try:
             server = get_server(pgdata, cleanup_mode="delete" if self.ephemeral else "stop")
             info = server.get_postmaster_info()
-        except Exception as exc:
+        except BaseException as exc:  # a signal too (SIGTERM, Ctrl-C): no server left behind
             self._abandon(pgdata)
+            if not isinstance(exc, Exception):
+                raise
             raise EmbeddedError(
                 f"embedded PostgreSQL failed to start in {pgdata}: {exc!r}\n"
                 f"--- {pgdata / 'log'} (tail) ---\n{_tail(pgdata / 'log')}"
@@ -388,7 +394,9 @@ def _die_with_parent() -> None:
 def _signals_held() -> Iterator[None]:
     """Hold SIGINT/SIGTERM (delivered right after) while forking with ``preexec_fn``: the
     fork runs Python at-fork hooks (logging takes and releases its lock there), and a
-    signal handler raising inside one would be swallowed and leave that lock held."""
+    signal handler raising inside one would be swallowed and leave that lock held. The
+    caller records the child inside, so whatever a signal delivered at the end unwinds
+    knows the child to stop."""
     held = {signal.SIGINT, signal.SIGTERM}
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -550,10 +558,11 @@ class EmbeddedBroker(_Server):
                     start_new_session=True,
                     preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                 )
+                # known before a held signal is delivered, so ``stop`` finds the broker
+                self._proc, self._log, self._port = proc, log, port
         except OSError as exc:
             log.close()
             raise EmbeddedError(f"cannot run {cmd[0]}: {exc}") from exc
-        self._proc, self._log, self._port = proc, log, port
         self._pidfile.write_text(f"{proc.pid}\n", encoding="utf-8")
         self.url_file.write_text(f"mqtt://{_LOOPBACK}:{port}\n", encoding="utf-8")
         atexit.register(self.stop)

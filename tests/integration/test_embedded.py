@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from shiptrack import embedded
 from shiptrack.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -286,6 +292,33 @@ def test_broker_stop_frees_port(broker: EmbeddedBroker) -> None:
         assert restarted.start() == f"mqtt://127.0.0.1:{port}"
     finally:
         restarted.stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="signals are held on Linux only")
+def test_a_signal_delivered_as_the_broker_is_forked_leaves_no_broker(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (``shiptrack up`` stopped while it starts) arrives while the fork holds it,
+    and is delivered the moment it is released: what it unwinds still stops the broker."""
+    started: list[int] = []
+
+    @contextlib.contextmanager
+    def held_then_delivered() -> Iterator[None]:
+        yield
+        raise SystemExit(128 + signal.SIGTERM)  # what up's SIGTERM handler raises
+
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr(embedded, "_signals_held", held_then_delivered)
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with pytest.raises(SystemExit), EmbeddedBroker(tmp_path / "broker", prefer="amqtt"):
+        pass
+    assert len(started) == 1
+    assert _process_gone(started[0])
 
 
 def test_broker_refuses_a_busy_port(tmp_path: Path) -> None:
