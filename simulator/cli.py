@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -55,18 +55,42 @@ class Format(StrEnum):
     owntracks = "owntracks"
 
 
+@dataclass
+class Stopper:
+    """What ends a run early: ``event`` is set by SIGTERM or Ctrl-C; ``interrupted`` says
+    Ctrl-C did it."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    interrupted: bool = False
+
+
 @contextmanager
-def stop_on_sigterm() -> Iterator[threading.Event]:
-    """An event set by SIGTERM (``docker stop``), so the run ends as cleanly as on Ctrl-C."""
-    stop = threading.Event()
+def stop_on_signals() -> Iterator[Stopper]:
+    """SIGTERM (``docker stop``) and the first Ctrl-C set an event that the run checks
+    between ticks, so it ends as cleanly either way. A KeyboardInterrupt raised wherever
+    the main thread happens to be (inside paho's publish, holding one of its locks) could
+    leave the lock held and the disconnect waiting on it for ever. A second Ctrl-C raises
+    KeyboardInterrupt as usual (it cuts the wait for the last acknowledgements short)."""
+    stop = Stopper()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+
+    def on_term(signum: int, frame: object) -> None:
+        stop.event.set()
+
+    def on_int(signum: int, frame: object) -> None:
+        stop.interrupted = True
+        stop.event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+                signal.SIGINT: signal.signal(signal.SIGINT, on_int)}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _fail(err: Console, message: str, code: int = 2) -> typer.Exit:
@@ -194,11 +218,13 @@ def simulate(
         files.write(records)
 
     try:
-        with stop_on_sigterm() as stop:
+        with stop_on_signals() as stop:
             stats = run(target, fleet, interval, topic_prefix=topic_prefix, duration_s=duration,
-                        count=count, speed=speed, stop_event=stop, start_time=start, qos=qos,
-                        on_tick=on_tick,
+                        count=count, speed=speed, stop_event=stop.event, start_time=start,
+                        qos=qos, on_tick=on_tick,
                         until=(lambda: fleet.done(park_s)) if trips else None)
+        if stop.interrupted:
+            stats = replace(stats, interrupted=True)
     except ShiptrackError as exc:
         raise _fail(err, str(exc), code=1) from exc
     finally:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
 from typer.testing import CliRunner
 
-from simulator.cli import app
+from simulator.cli import app, stop_on_signals
 from simulator.fleet import Fleet, Phase
 from simulator.geo import (
     Polyline,
@@ -195,3 +198,24 @@ def test_simulate_rejects_a_bad_url(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["--mqtt-url", "http://example.org", "--count", "1"])
     assert result.exit_code == 2
     assert "mqtt://" in result.output
+
+
+def test_ctrl_c_and_sigterm_stop_the_run_between_ticks_and_a_second_ctrl_c_interrupts(
+) -> None:
+    """The first Ctrl-C sets the run's stop event (no KeyboardInterrupt raised inside
+    whatever the main thread was doing: paho's publish, holding its lock, had hung the
+    disconnect); a second one interrupts as usual; SIGTERM stops without "interrupted";
+    the handlers before are back afterwards."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.event.wait(10)
+        assert stop.interrupted
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(10)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    with stop_on_signals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.event.wait(10)
+        assert not stop.interrupted
