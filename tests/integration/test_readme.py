@@ -17,7 +17,7 @@ import sys
 import threading
 import typing
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -207,8 +207,15 @@ def last(http: httpx.Client, device: str) -> tuple[datetime, float, float] | Non
     return datetime.fromisoformat(position["ts"]), position["lat"], position["lon"]
 
 
+@pytest.fixture
+def closing() -> Iterator[ExitStack]:
+    """Closed at teardown, whatever failed: a client left open fails a later test."""
+    with ExitStack() as stack:
+        yield stack
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_up_and_the_demo_command_as_printed(tmp_path: Path) -> None:
+def test_up_and_the_demo_command_as_printed(tmp_path: Path, closing: ExitStack) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPTRACK_")}
     env |= {"SHIPTRACK_HTTP_PORT": str(free_port()), "COLUMNS": "250"}
@@ -240,8 +247,8 @@ def test_up_and_the_demo_command_as_printed(tmp_path: Path) -> None:
             with httpx.Client(base_url=base, timeout=10) as anon:
                 wait_for(lambda: anon.get("/readyz").status_code == 200, timeout=30)
             token = (data / "admin-token").read_text().strip()
-            http = httpx.Client(base_url=base, timeout=10,
-                                headers={"Authorization": f"Bearer {token}"})
+            http = closing.enter_context(httpx.Client(
+                base_url=base, timeout=10, headers={"Authorization": f"Bearer {token}"}))
             demo = subprocess.Popen(  # the README's demo command, in another "terminal"
                 [*SHIPTRACK, *readme_command("shiptrack simulate --scenario demo")],
                 env=env | {"SHIPTRACK_DATA_DIR": str(data)}, text=True,
@@ -282,7 +289,6 @@ def test_up_and_the_demo_command_as_printed(tmp_path: Path) -> None:
             assert again[1:] != moved[1:]
         finally:
             code = second.end(signal.SIGTERM)
-            http.close()
     assert code in (0, 143), second.out
     assert "embedded PostgreSQL stopped" in second.out
     assert "embedded MQTT broker stopped" in second.out
