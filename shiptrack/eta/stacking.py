@@ -162,19 +162,19 @@ def conformal_level(n: int) -> float:
     return min(1.0, math.ceil((n + 1) * (1.0 - TAIL)) / n)
 
 
-def pace_group(cands: Sequence[float], blended_s: float) -> int:
+def pace_group(cands: Sequence[float], blended_s: float) -> int | None:
     """Which way the trip's own speed so far points against the blend: 0 sooner, 1 about
-    the same (within ``PACE``), 2 later. The trip that says later is the one the blend
-    most often takes for further along than it is."""
+    the same (within ``PACE``), 2 later (None where either is not a number). The trip that
+    says later is the one the blend most often takes for further along than it is."""
     d = math.log(max(cands[OWN], FLOOR_S) / max(blended_s, FLOOR_S))
-    return bisect.bisect_right(PACE_EDGES, d)
+    return bisect.bisect_right(PACE_EDGES, d) if math.isfinite(d) else None
 
 
 def _pace_groups(rows: NDArray[np.float64]) -> NDArray[np.int64]:
     """``pace_group`` of each record (its own candidate against the blend it gave): the
     same edges, ``np.digitize`` being ``bisect_right`` over an array."""
     d = np.log(np.maximum(rows[:, OWN], FLOOR_S) / np.maximum(rows[:, ACTUAL + 1], FLOOR_S))
-    groups: NDArray[np.int64] = np.digitize(d, PACE_EDGES)
+    groups: NDArray[np.int64] = np.where(np.isfinite(d), np.digitize(d, PACE_EDGES), -1)
     return groups
 
 
@@ -307,13 +307,13 @@ class Stack:
     def _conformal(self, b: int, group: int | None) -> tuple[float, float] | None:
         for pool in self._pools(b):
             rows = pool[~np.isnan(pool[:, LOW])]
-            if group is not None:
-                alike = rows[_pace_groups(rows) == group]
-                if len(alike) >= MIN_GROUP:
-                    rows = alike
             learned = rows[~np.isnan(rows[:, LEARNED])]
             if len(learned) >= MIN_SCORES:
                 rows = learned
+            if group is not None:  # of the records the offsets would come from
+                alike = rows[_pace_groups(rows) == group]
+                if len(alike) >= MIN_GROUP:
+                    rows = alike
             if len(rows) < MIN_SCORES:
                 continue
             a = np.log(np.maximum(rows[:, ACTUAL:], FLOOR_S))

@@ -243,6 +243,25 @@ def test_the_interval_is_split_by_the_trips_pace_against_the_blend() -> None:
     assert start.interval(late, 0.0, H, H, H) == start.interval(even, 0.0, H, H, H)
 
 
+def test_a_pace_group_is_taken_from_the_records_made_with_a_correction() -> None:
+    """40 late trips before any correction (arrivals 0-60 % after the blend), then 300
+    with one (+-5 %), 20 of them late: the late group among the corrected records is too
+    thin (under ``MIN_GROUP``), so a late estimate takes the corrected pool's narrow
+    offsets, not those of its group's records from before the correction."""
+    rng = random.Random(3)
+    stack = Stack()
+    late_before = candidates(H, None, H, 1.5 * H)
+    late, even = candidates(H, H, H, 1.5 * H), candidates(H, H, H, H)
+    for _ in range(40):
+        stack.add(late_before, H, H * math.exp(rng.uniform(0.0, 0.6)), (H, H, H))
+    for i in range(300):
+        stack.add(late if i % 15 == 0 else even, H, H * math.exp(rng.uniform(-0.05, 0.05)),
+                  (H, H, H))
+    found = stack.interval(late, H, H, H, H)
+    assert found is not None
+    assert found[1] == pytest.approx(H * math.exp(0.04), rel=0.01)
+
+
 def test_disagreeing_marks_the_candidates_far_from_the_others_median() -> None:
     assert stacking.disagreeing(candidates(H, None, 1.2 * H, 0.9 * H)) == 0
     own = stacking.CANDIDATES.index("own")
