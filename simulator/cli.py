@@ -84,13 +84,15 @@ def stop_on_signals() -> Iterator[Stopper]:
         stop.event.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
-                signal.SIGINT: signal.signal(signal.SIGINT, on_int)}
+    handlers: dict[int, Any] = {signal.SIGTERM: on_term}
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # an ignored Ctrl-C stays so
+        handlers[signal.SIGINT] = on_int
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     try:
         yield stop
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, handler in previous.items():  # None: not set from Python, the default
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def _fail(err: Console, message: str, code: int = 2) -> typer.Exit:

@@ -219,3 +219,11 @@ def test_ctrl_c_and_sigterm_stop_the_run_between_ticks_and_a_second_ctrl_c_inter
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.event.wait(10)
         assert not stop.interrupted
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # a Ctrl-C that was ignored (a background job) stays ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_on_signals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before[0])
