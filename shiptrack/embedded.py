@@ -379,12 +379,18 @@ def bind_listener(host: str, port: int, what: str, hint: str = "") -> socket.soc
     return sock
 
 
+def signals_released() -> None:
+    """In a child before exec: signals as usual (the parent held SIGINT/SIGTERM around the
+    fork, ``signals_held``, and a child inherits the mask)."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def _die_with_parent() -> None:
-    """In a child before exec (Linux): signals as usual (the parent held SIGINT/SIGTERM
-    around the fork), and SIGTERM when the parent dies, even by SIGKILL."""
+    """In a child before exec (Linux): ``signals_released``, and SIGTERM when the parent
+    dies, even by SIGKILL."""
     import ctypes
 
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signals_released()
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from shiptrack.embedded import free_port, mqtt_connect_ok, signals_held
+from shiptrack.embedded import free_port, mqtt_connect_ok, signals_held, signals_released
 from shiptrack.errors import BrokerError
 from shiptrack.partitions import mappings
 
@@ -95,7 +95,9 @@ class EmbeddedNats:
         # SIGTERM to ``shiptrack up`` unwinds stops it
         with self.log_path.open("ab") as out, signals_held():
             self.proc = subprocess.Popen([self.binary, "-c", str(self.config)],
-                                         stdout=out, stderr=subprocess.STDOUT)
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=signals_released
+                                         if sys.platform != "win32" else None)
         deadline = time.monotonic() + timeout
         while not (_listening(self.port) and mqtt_connect_ok("127.0.0.1", self.mqtt_port,
                                                             timeout=1.0)):

@@ -346,6 +346,24 @@ def test_a_signal_delivered_as_nats_server_is_started_leaves_no_server(
     assert _process_gone(started[0])  # stopped by __exit__
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_child_started_while_signals_are_held_gets_them_back() -> None:
+    """A child inherits the signal mask: started inside ``signals_held`` without
+    ``signals_released`` (nats-server's start, before), a server that does not unblock
+    SIGTERM itself would ignore the stop's SIGTERM."""
+    with embedded.signals_held():
+        proc = subprocess.Popen(["sleep", "60"], preexec_fn=embedded.signals_released)
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        blocked = int(next(line for line in status if line.startswith("SigBlk:")).split()[1], 16)
+        assert blocked & (1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1)) == 0
+        proc.terminate()
+        assert proc.wait(10) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_broker_refuses_a_busy_port(tmp_path: Path) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", 0))
