@@ -39,8 +39,10 @@ intervals too wide (820 taxi trips in Porto: 0.86-0.87 at three checkpoints with
 (``pace_group``): whether the trip's own speed so far says it will take longer than the
 blend, shorter, or about as long. A trip that says longer is more often late than the
 blend expects, and those were the arrivals a share bin's offsets missed at a checkpoint
-(the bin is the *estimated* share, a checkpoint the *actual* one); a group with fewer
-than ``MIN_GROUP`` scores uses the whole pool (docs/ETA.md "Thirteenth pass").
+(the bin is the *estimated* share, a checkpoint the *actual* one). The split is of the
+records the offsets would come from (those made with a correction, once there are
+``MIN_SCORES``); a group with fewer than ``MIN_GROUP`` of them uses them all (docs/ETA.md
+"Thirteenth pass").
 Candidates that disagree (one more than a factor of ``SPREAD`` from the candidates'
 median: the trip's own speed after a long wait at its start, a rest that only the
 physical model expects) are a story apart, where the bin's weights, earned mostly where
