@@ -207,6 +207,14 @@ def last(http: httpx.Client, device: str) -> tuple[datetime, float, float] | Non
     return datetime.fromisoformat(position["ts"]), position["lat"], position["lon"]
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In a child before exec: SIGINT as a terminal's shell gives it. A suite started in
+    the background (``cmd &`` in a script) inherits SIGINT ignored, and so would the
+    child: a program that leaves an ignored Ctrl-C alone (as Python does) then never
+    stops on it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def closing() -> Iterator[ExitStack]:
     """Closed at teardown, whatever failed: a client left open fails a later test."""
@@ -252,7 +260,8 @@ def test_up_and_the_demo_command_as_printed(tmp_path: Path, closing: ExitStack) 
             demo = subprocess.Popen(  # the README's demo command, in another "terminal"
                 [*SHIPTRACK, *readme_command("shiptrack simulate --scenario demo")],
                 env=env | {"SHIPTRACK_DATA_DIR": str(data)}, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=ctrl_c_as_in_a_terminal)
             try:
                 wait_for(lambda: http.get("/api/v1/shipments").json()["items"], timeout=30)
                 wait_for(lambda: last(http, "demo-0001"), timeout=30)

@@ -206,6 +206,14 @@ def test_ctrl_c_and_sigterm_stop_the_run_between_ticks_and_a_second_ctrl_c_inter
     whatever the main thread was doing: paho's publish, holding its lock, had hung the
     disconnect); a second one interrupts as usual; SIGTERM stops without "interrupted";
     the handlers before are back afterwards."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal,
+    try:  # not ignored as in a suite started in the background
+        _ctrl_c_and_sigterm_stop_the_run()
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _ctrl_c_and_sigterm_stop_the_run() -> None:
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with stop_on_signals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
