@@ -241,7 +241,8 @@ class Stack:
         bins = len(EDGES) + 1
         self._bins = [_Records() for _ in range(bins)]
         self._weights: list[dict[int, NDArray[np.float64]]] = [{} for _ in range(bins)]
-        # per share bin, per pace group (None at the start, where the trip has no pace)
+        # per share bin, per pace group (None: the whole pool, at the start and where the
+        # pace is not a number)
         self._offsets: list[dict[int | None, tuple[float, float]]] = [{} for _ in range(bins)]
 
     @property

@@ -203,9 +203,9 @@ def test_simulate_rejects_a_bad_url(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ctrl_c_and_sigterm_stop_the_run_between_ticks_and_a_second_ctrl_c_interrupts(
 ) -> None:
     """The first Ctrl-C sets the run's stop event (no KeyboardInterrupt raised inside
-    whatever the main thread was doing: paho's publish, holding its lock, had hung the
-    disconnect); a second one interrupts as usual; SIGTERM stops without "interrupted";
-    the handlers before are back afterwards."""
+    whatever the main thread was doing, paho's publish included, where one could leave a
+    lock held); a second one interrupts as usual; SIGTERM stops without "interrupted";
+    the handlers before are back afterwards; an ignored Ctrl-C is left ignored."""
     inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal,
     try:  # not ignored as in a suite started in the background
         _ctrl_c_and_sigterm_stop_the_run()
